@@ -1,0 +1,1 @@
+"""HTTP gateway of triton-qa: the Hugging Face question-answering API on Triton."""

@@ -1,0 +1,118 @@
+"""Triton step 2 on the local server: run the ONNX model with ONNX Runtime.
+
+The NVIDIA tritonserver image runs the same `model.onnx` with its native
+`onnxruntime` backend instead. This Python-backend version exists because the
+`nvidia-pytriton` wheel's tritonserver ships only the Python backend.
+
+The dynamic batcher hands `execute` several requests whose windows may have
+different lengths (the inputs allow ragged batches). They are padded to the
+longest, run as one ONNX Runtime call, and split again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import triton_python_backend_utils as pb_utils
+
+from python_backend import protocol
+from python_backend.models.common import (
+    internal_error_response,
+    model_parameters,
+    read_array,
+    version_dir,
+)
+from python_backend.tokenization import RequestError
+
+
+def session_options(parameters: dict[str, str]) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(parameters.get("intra_op_threads", "0"))
+    options.inter_op_num_threads = int(parameters.get("inter_op_threads", "1"))
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Spinning threads take CPU from the tokenizer, the server and the gateway.
+    spinning = parameters.get("allow_spinning", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+    options.add_session_config_entry("session.inter_op.allow_spinning", spinning)
+    return options
+
+
+class TritonPythonModel:
+    """Run batches of windows through an ONNX Runtime session."""
+
+    def initialize(self, args: dict) -> None:
+        self.logger = pb_utils.Logger
+        parameters = model_parameters(args)
+        self.session = ort.InferenceSession(
+            str(version_dir(args) / "model.onnx"),
+            sess_options=session_options(parameters),
+            providers=["CPUExecutionProvider"],
+        )
+        self.input_names = [node.name for node in self.session.get_inputs()]
+        self.pad_token_id = int(parameters.get("pad_token_id", "0"))
+        self.logger.log_info(
+            f"ONNX Runtime {ort.__version__} session ready, inputs {self.input_names}"
+        )
+
+    def execute(self, requests: list) -> list:
+        responses: list = [None] * len(requests)
+        batches = []
+        for index, request in enumerate(requests):
+            try:
+                batches.append((index, self._read(request)))
+            except RequestError as error:
+                responses[index] = internal_error_response(error.message)
+        if batches:
+            self._run(batches, responses)
+        return responses
+
+    def _read(self, request) -> dict[str, np.ndarray]:
+        arrays = {name: read_array(request, name) for name in self.input_names}
+        shapes = {array.shape for array in arrays.values()}
+        if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+            raise RequestError(
+                "inputs", f"inputs must be 2-D arrays of one shape, got {sorted(shapes)}"
+            )
+        return arrays
+
+    def _run(self, batches: list, responses: list) -> None:
+        length = max(arrays["input_ids"].shape[1] for _, arrays in batches)
+        feed = {
+            name: np.concatenate(
+                [_pad(arrays[name], length, self._fill(name)) for _, arrays in batches]
+            ).astype(np.int64, copy=False)
+            for name in self.input_names
+        }
+        try:
+            start_logits, end_logits = self.session.run(
+                [protocol.START_LOGITS, protocol.END_LOGITS], feed
+            )
+        except Exception as error:  # noqa: BLE001 - reported per request below
+            self.logger.log_error(f"ONNX Runtime failed: {error}")
+            for index, _ in batches:
+                responses[index] = internal_error_response(f"model step failed: {error}")
+            return
+        row = 0
+        for index, arrays in batches:
+            rows, width = arrays["input_ids"].shape
+            responses[index] = pb_utils.InferenceResponse(
+                output_tensors=[
+                    pb_utils.Tensor(
+                        protocol.START_LOGITS, start_logits[row : row + rows, :width]
+                    ),
+                    pb_utils.Tensor(
+                        protocol.END_LOGITS, end_logits[row : row + rows, :width]
+                    ),
+                ]
+            )
+            row += rows
+
+    def _fill(self, name: str) -> int:
+        return self.pad_token_id if name == protocol.INPUT_IDS else 0
+
+
+def _pad(array: np.ndarray, length: int, fill: int) -> np.ndarray:
+    if array.shape[1] == length:
+        return array
+    padding = np.full((array.shape[0], length - array.shape[1]), fill, array.dtype)
+    return np.concatenate([array, padding], axis=1)

@@ -1,0 +1,1 @@
+"""triton-qa: extractive question answering on NVIDIA Triton Inference Server."""

@@ -195,7 +195,8 @@ class WindowEncoder:
         chosen = encodings[start : start + limit]
         length = max(len(encoding.ids) for encoding in chosen)
         if pad_to_multiple_of > 1:
-            length = -(-length // pad_to_multiple_of) * pad_to_multiple_of
+            padded = -(-length // pad_to_multiple_of) * pad_to_multiple_of
+            length = min(padded, max(length, self.info.model_max_length))
         count = len(chosen)
         input_ids = np.full((count, length), self.info.pad_token_id, dtype=np.int64)
         attention_mask = np.zeros((count, length), dtype=np.int64)

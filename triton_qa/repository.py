@@ -91,6 +91,7 @@ def write_repository(
     _write(model_dir / "config.pbtxt", model_config(steps["model"], info, options))
     if options.runtime == "python":
         _write(model_dir / "1" / "model.py", _entry_point("model", "onnx_runtime"))
+    (model_dir / "1").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(onnx_path, model_dir / "1" / "model.onnx")
 
     postprocess_dir = output / steps["postprocess"]
@@ -197,11 +198,20 @@ def model_config(name: str, info: TokenizerInfo, options: RepositoryOptions) -> 
 
 
 def _tensorrt_optimization(info: TokenizerInfo, options: RepositoryOptions) -> str:
+    # TensorRT builds one engine for this range of shapes: 1 to
+    # window_batch_size windows of 1 to model_max_length tokens.
+    def shapes(rows: int, tokens: int) -> str:
+        return ",".join(f"{name}:{rows}x{tokens}" for name in info.input_names)
+
+    typical_length = min(info.model_max_length, protocol.DEFAULT_MAX_SEQ_LEN)
     accelerator = {
         "precision_mode": "FP16",
         "max_workspace_size_bytes": 1 << 30,
         "trt_engine_cache_enable": 1,
         "trt_engine_cache_path": "/tmp/triton-qa-trt-cache",
+        "trt_profile_min_shapes": shapes(1, 1),
+        "trt_profile_opt_shapes": shapes(options.window_batch_size, typical_length),
+        "trt_profile_max_shapes": shapes(options.window_batch_size, info.model_max_length),
     }
     entries = "\n".join(
         f'        parameters {{ key: "{key}" value: "{value}" }}'

@@ -94,14 +94,23 @@ def serve(options: ServeOptions) -> int:
     """Start the stack, print its URL, and block until a signal arrives."""
     stack = Stack(options)
     stopping = threading.Event()
+    started = threading.Event()
 
     def request_stop(signum, _frame) -> None:
         logger.info("received %s, shutting down", signal.Signals(signum).name)
+        if not started.is_set() and not stopping.is_set():
+            # Still starting: unwind start(), which stops what it started.
+            stopping.set()
+            raise KeyboardInterrupt
         stopping.set()
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    stack.start()
+    try:
+        stack.start()
+    except KeyboardInterrupt:
+        return 0
+    started.set()
     print(f"triton-qa is ready at {stack.url}", flush=True)
     try:
         while not stopping.wait(1.0):

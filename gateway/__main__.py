@@ -19,10 +19,14 @@ from gateway.settings import Settings, log_settings
 logger = logging.getLogger(__name__)
 
 
+def load_settings(argv: list[str]) -> Settings:
+    """Read the settings from the environment, overridden by the flags in `argv`."""
+    return CliApp.run(Settings, cli_args=argv)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the settings, set up logging and serve until stopped."""
-    args = sys.argv[1:] if argv is None else argv
-    settings = CliApp.run(Settings, cli_args=args)
+    settings = load_settings(sys.argv[1:] if argv is None else argv)
     configure_logging(settings.log_level, settings.log_json)
     log_settings(settings)
     app = create_app(settings)

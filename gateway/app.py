@@ -16,7 +16,8 @@ from starlette.exceptions import HTTPException
 from gateway import context
 from gateway.errors import ErrorKind, GatewayError, error_response
 from gateway.middleware import RequestMiddleware
-from gateway.routes import REQUEST_SCHEMA_MODELS, router
+from gateway.routes import router
+from gateway.schemas import QARequest
 from gateway.settings import Settings
 from gateway.state import Gateway
 
@@ -114,12 +115,11 @@ def _openapi(app: FastAPI, gateway: Gateway) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     # The inference routes read the body themselves, to tell 400 from 422 and
     # to word each message, so FastAPI does not add the request models.
-    for model in REQUEST_SCHEMA_MODELS:
-        model_schema = model.model_json_schema(
-            ref_template="#/components/schemas/{model}"
-        )
-        components.update(model_schema.pop("$defs", {}))
-        components[model.__name__] = model_schema
+    request_schema = QARequest.model_json_schema(
+        ref_template="#/components/schemas/{model}"
+    )
+    components.update(request_schema.pop("$defs", {}))
+    components[QARequest.__name__] = request_schema
     if gateway.tokens.enabled:
         _add_bearer_security(schema)
     app.openapi_schema = schema

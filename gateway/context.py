@@ -14,7 +14,7 @@ _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 
 @dataclass
 class RequestContext:
-    """What one request accumulates on its way through the gateway."""
+    """State of one request: its id, model, error type and stage timings."""
 
     request_id: str
     model: str = ""

@@ -48,7 +48,7 @@ STATUS_BY_KIND: dict[ErrorKind, int] = {
     ErrorKind.INTERNAL_ERROR: 500,
 }
 
-# Kinds whose responses say when to retry.
+# Kinds whose responses carry a Retry-After header.
 RETRY_AFTER_KINDS = frozenset({ErrorKind.OVERLOADED, ErrorKind.NOT_READY})
 
 

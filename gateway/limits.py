@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Awaitable, Iterator
 from typing import TypeVar
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
 
 from gateway.errors import ErrorKind, GatewayError
@@ -57,21 +57,25 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
         raise _too_large(max_bytes, f"Content-Length is {declared} bytes")
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise _too_large(max_bytes, f"more than {max_bytes} bytes were sent")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise _too_large(max_bytes, f"more than {max_bytes} bytes were sent")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ClientDisconnected() from None
     return b"".join(chunks)
 
 
-async def run_with_limits(
-    work: Awaitable[T], receive: Receive, timeout_s: float
-) -> T:
-    """Await `work`, cancelling it on timeout (504) or when the client leaves.
+async def run_with_limits(work: Awaitable[T], receive: Receive, timeout_s: float) -> T:
+    """Await `work`, cancelling it on timeout or when the client leaves.
 
-    Cancelling the task cancels its gRPC calls, so Triton stops work that
-    nobody will read.
+    Raises asyncio.TimeoutError after `timeout_s` seconds and ClientDisconnected
+    when the client closes the connection first.
+
+    Cancelling the task cancels its gRPC calls, so Triton stops work whose
+    result no client waits for.
     """
     work_task = asyncio.ensure_future(work)
     disconnect_task = asyncio.ensure_future(_wait_for_disconnect(receive))
@@ -90,9 +94,7 @@ async def run_with_limits(
         return work_task.result()
     if disconnect_task in done:
         raise ClientDisconnected()
-    raise GatewayError(
-        ErrorKind.TIMEOUT, f"the request timed out after {timeout_s:g} seconds"
-    )
+    raise asyncio.TimeoutError()
 
 
 async def _wait_for_disconnect(receive: Receive) -> None:

@@ -13,6 +13,8 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s"
 # Loggers of the libraries the gateway runs on; they log through the same handler.
 LIBRARY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "fastapi")
+# Loggers that write a line per event-loop step or gRPC call at DEBUG.
+NOISY_LOGGERS = ("grpc", "asyncio")
 
 
 class RequestIdFilter(logging.Filter):
@@ -43,3 +45,5 @@ def configure_logging(level: str, json_lines: bool) -> None:
         library_logger = logging.getLogger(name)
         library_logger.handlers.clear()
         library_logger.propagate = True
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(max(root.level, logging.INFO))

@@ -51,7 +51,7 @@ class ModelRegistry:
         return [self._models[key] for key in sorted(self._models)]
 
     def is_ready(self, model_id: str) -> bool:
-        """Whether the model's ensemble was READY at the last refresh."""
+        """Return whether the model's ensemble was READY at the last refresh."""
         return self._ready.get(model_id, False)
 
     def default_model_id(self) -> str | None:
@@ -105,6 +105,12 @@ class ModelRegistry:
             if model_id is None:
                 raise self._no_default_model()
         model_id = model_id.strip("/")
+        if not model_id:
+            raise GatewayError(
+                ErrorKind.MODEL_NOT_FOUND,
+                "the path names no model; send the request to /models/<model_id>; "
+                f"available models: {self._available_text()}",
+            )
         info = self._models.get(model_id)
         if info is not None and self.is_ready(model_id):
             return info

@@ -19,7 +19,6 @@ from gateway.schemas import (
     HealthStatus,
     ModelEntry,
     ModelList,
-    QARequest,
     QAResponse,
 )
 from gateway.state import Gateway
@@ -162,19 +161,17 @@ async def _answer(request: Request, model_id: str | None) -> Response:
 
     with gateway.limiter.slot():
         deadline = time.monotonic() + settings.request_timeout_s
-        parsed = await _read_request(request, gateway, model, deadline)
-        started = time.perf_counter()
         try:
-            answers = await run_with_limits(
-                gateway.runner.answer(model, parsed, deadline - time.monotonic()),
-                request.receive,
-                deadline - time.monotonic(),
-            )
+            parsed = await _read_request(request, gateway, model, deadline)
+            answers = await _run_inference(request, gateway, model, parsed, deadline)
+        except asyncio.TimeoutError:
+            raise GatewayError(
+                ErrorKind.TIMEOUT,
+                f"the request timed out after {settings.request_timeout_s:g} seconds",
+            ) from None
         except ClientDisconnected:
             logger.debug("Client disconnected; its Triton calls were cancelled")
             return Response(status_code=CLIENT_CLOSED_REQUEST)
-        finally:
-            state.add_timing("triton", time.perf_counter() - started)
 
     results = [_shape(items, parsed) for items in answers]
     return JSONResponse(results if parsed.batched else results[0])
@@ -190,21 +187,32 @@ async def _resolve_model(gateway: Gateway, model_id: str | None) -> ModelInfo:
         raise
 
 
+async def _run_inference(
+    request: Request,
+    gateway: Gateway,
+    model: ModelInfo,
+    parsed: ParsedRequest,
+    deadline: float,
+) -> list[list[dict]]:
+    started = time.perf_counter()
+    try:
+        return await run_with_limits(
+            gateway.runner.answer(model, parsed, deadline - time.monotonic()),
+            request.receive,
+            deadline - time.monotonic(),
+        )
+    finally:
+        context.current().add_timing("triton", time.perf_counter() - started)
+
+
 async def _read_request(
     request: Request, gateway: Gateway, model: ModelInfo, deadline: float
 ) -> ParsedRequest:
     settings = gateway.settings
     started = time.perf_counter()
-    try:
-        body = await asyncio.wait_for(
-            read_body(request, settings.max_body_bytes), deadline - time.monotonic()
-        )
-    except asyncio.TimeoutError:
-        raise GatewayError(
-            ErrorKind.TIMEOUT,
-            f"the request body did not arrive within {settings.request_timeout_s:g} "
-            "seconds",
-        ) from None
+    body = await asyncio.wait_for(
+        read_body(request, settings.max_body_bytes), deadline - time.monotonic()
+    )
     parsed = parse_request(
         body,
         max_batch_inputs=settings.max_batch_inputs,
@@ -229,7 +237,3 @@ def _shape(answers: list[dict], parsed: ParsedRequest) -> dict | list[dict]:
 
 def _gateway(request: Request) -> Gateway:
     return request.app.state.gateway
-
-
-# Referenced by the OpenAPI customisation in gateway.app.
-REQUEST_SCHEMA_MODELS = (QARequest,)

@@ -58,7 +58,7 @@ class QAInput(BaseModel):
 
 
 class QAColumns(BaseModel):
-    """Several pairs as two lists of equal length: pair i is (question[i], context[i])."""
+    """Several pairs as two equal-length lists: pair i is question[i], context[i]."""
 
     model_config = _STRICT
 
@@ -168,7 +168,7 @@ class ErrorBody(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "error": 'parameters.top_k must be an integer from 1 to '
+                    "error": "parameters.top_k must be an integer from 1 to "
                     '2147483647, got "3" (string)',
                     "error_type": "validation_error",
                 }

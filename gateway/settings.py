@@ -119,7 +119,9 @@ class Settings(BaseSettings):
         description="Time limit for Triton health, index, config and canary calls, "
         "in seconds.",
     )
-    log_level: LogLevel = Field("INFO", description="Log level.")
+    log_level: LogLevel = Field(
+        "INFO", description="Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."
+    )
     log_json: bool = Field(False, description="Write logs as JSON lines.")
     log_request_bodies: bool = Field(
         False,
@@ -160,3 +162,29 @@ def log_settings(settings: Settings) -> None:
         return
     text = ", ".join(f"{name}={value}" for name, value in sorted(items.items()))
     logger.info("Settings (non-default): %s", text)
+
+
+def configuration_table() -> str:
+    """Return the Markdown table of all settings, as docs/configuration.md has it."""
+    rows = [
+        "| setting | environment variable | flag | default | description |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, field in Settings.model_fields.items():
+        variable = f"TRITON_QA_{name.upper()}"
+        flag = "--" + name.replace("_", "-")
+        if field.annotation is bool:
+            flag = f"{flag}` / `--no-{flag[2:]}"
+        rows.append(
+            f"| `{name}` | `{variable}` | `{flag}` | {_format_default(field.default)} "
+            f"| {field.description} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def _format_default(value: object) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    return f"`{value}`"

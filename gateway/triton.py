@@ -1,9 +1,9 @@
 """Calls to the Triton ensembles: window chunks, merging and error mapping.
 
 One ensemble call runs at most `window_batch_size` windows of a context. The
-first call reports how many windows the context needs; the remaining chunks
-then run concurrently and their candidates are merged with the same function
-that the postprocessing step uses.
+first call reports how many windows the context needs. The remaining chunks
+then run concurrently, and `merge_chunk_results`, the function that the
+postprocessing step uses too, merges their candidates.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # gRPC details that mean the channel never reached Triton, as opposed to
-# Triton answering UNAVAILABLE for a model that is not loaded.
+# Triton returning UNAVAILABLE for a model that is not loaded.
+# NOTE: grpcio does not promise these texts; they were checked with grpcio 1.85.
 _CONNECTION_FAILURES = (
     "failed to connect",
     "connection refused",
@@ -45,6 +46,38 @@ _CONNECTION_FAILURES = (
     "name resolution",
 )
 _MAX_TRITON_MESSAGE_CHARS = 300
+# Pseudo-status for UNAVAILABLE caused by a connection failure.
+_CONNECTION_FAILED = "CONNECTION_FAILED"
+_NOT_READY = (
+    ErrorKind.NOT_READY,
+    "model {model} is not ready: {detail}",
+    logging.WARNING,
+)
+# gRPC status to (error kind, message template, log level).
+_GRPC_ERRORS = {
+    _CONNECTION_FAILED: (
+        ErrorKind.TRITON_UNAVAILABLE,
+        "the inference server is unreachable: {detail}",
+        logging.WARNING,
+    ),
+    "UNAVAILABLE": _NOT_READY,
+    "NOT_FOUND": _NOT_READY,
+    "DEADLINE_EXCEEDED": (
+        ErrorKind.TIMEOUT,
+        "the inference call to model {model} timed out",
+        logging.WARNING,
+    ),
+    "RESOURCE_EXHAUSTED": (
+        ErrorKind.OVERLOADED,
+        "the inference server is overloaded: {detail}",
+        logging.WARNING,
+    ),
+}
+_OTHER_GRPC_ERROR = (
+    ErrorKind.TRITON_ERROR,
+    "the inference server failed on model {model}: {detail}",
+    logging.ERROR,
+)
 # Statuses a Python-backend step may ask for, and the kind that carries each.
 _STEP_ERROR_KINDS = {
     STATUS_BY_KIND[kind]: kind
@@ -90,10 +123,8 @@ class TritonRunner:
     ) -> list[dict]:
         try:
             first = await self._infer(model, pair, request.parameters, 0, deadline)
+            self._metrics.windows.labels(model.model_id).observe(first["num_windows"])
             if "answers" in first:
-                self._metrics.windows.labels(model.model_id).observe(
-                    first["num_windows"]
-                )
                 return check_answers(first["answers"], pair.context, model.model_id)
             covered = first["window_start"] + first["window_count"]
             starts = range(covered, first["num_windows"], model.window_batch_size)
@@ -104,7 +135,6 @@ class TritonRunner:
         except GatewayError as error:
             error.pair_index = index
             raise
-        self._metrics.windows.labels(model.model_id).observe(first["num_windows"])
         chunks = [first, *rest]
         answers = merge_chunk_results(
             chunks, request.top_k, request.handle_impossible_answer
@@ -145,50 +175,38 @@ class TritonRunner:
             mapped = self.map_error(error, model)
             outcome = mapped.error_type
             raise mapped from None
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
         finally:
             elapsed = time.perf_counter() - started
             self._metrics.triton_seconds.labels(model.model_id).observe(elapsed)
             self._metrics.triton_calls.labels(model.model_id, outcome).inc()
         return parse_result(result.as_numpy(protocol.RESULT), model.model_id)
 
-    def map_error(self, error: InferenceServerException, model: ModelInfo) -> GatewayError:
+    def map_error(
+        self, error: InferenceServerException, model: ModelInfo
+    ) -> GatewayError:
         """Turn a Triton error into the gateway error for the client."""
         message = error.message() or str(error)
         step_error = parse_step_error(message)
         if step_error is not None:
             return step_error
+
         status = (error.status() or "").removeprefix("StatusCode.")
-        shown = message[:_MAX_TRITON_MESSAGE_CHARS]
         if status == "UNAVAILABLE" and _is_connection_failure(message):
-            logger.warning("Triton at %s is unreachable: %s", self._triton_url, shown)
-            return GatewayError(
-                ErrorKind.TRITON_UNAVAILABLE,
-                f"the inference server is unreachable: {shown}",
-            )
-        if status in ("UNAVAILABLE", "NOT_FOUND"):
-            logger.warning("Model %s is not available: %s", model.ensemble, shown)
-            return GatewayError(
-                ErrorKind.NOT_READY, f"model {model.model_id} is not ready: {shown}"
-            )
-        if status == "DEADLINE_EXCEEDED":
-            return GatewayError(
-                ErrorKind.TIMEOUT, f"model {model.model_id} did not answer in time"
-            )
-        if status == "RESOURCE_EXHAUSTED":
-            logger.warning("Triton is overloaded: %s", shown)
-            return GatewayError(
-                ErrorKind.OVERLOADED, f"the inference server is overloaded: {shown}"
-            )
-        logger.error(
-            "Triton failed on model %s with status %s: %s",
+            status = _CONNECTION_FAILED
+        kind, template, level = _GRPC_ERRORS.get(status, _OTHER_GRPC_ERROR)
+        logger.log(
+            level,
+            "Triton call to %s at %s failed with status %s: %s",
             model.ensemble,
+            self._triton_url,
             status or "none",
             message,
         )
-        return GatewayError(
-            ErrorKind.TRITON_ERROR,
-            f"the inference server failed on model {model.model_id}: {shown}",
-        )
+        detail = message[:_MAX_TRITON_MESSAGE_CHARS]
+        return GatewayError(kind, template.format(model=model.model_id, detail=detail))
 
 
 async def gather_or_cancel(calls: Iterable[Awaitable[T]]) -> list[T]:

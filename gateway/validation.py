@@ -126,7 +126,7 @@ def _parse_columns(question: Any, context: Any, max_batch_inputs: int) -> list[Q
         )
     _check_batch_size(len(question), max_batch_inputs)
     pairs = []
-    for index, pair in enumerate(zip(question, context)):
+    for index, pair in enumerate(zip(question, context, strict=True)):
         raw = {"question": pair[0], "context": pair[1]}
         pairs.append(_validate(QAInput, raw, ("inputs",), item_index=index))
     return pairs

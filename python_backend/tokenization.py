@@ -122,7 +122,13 @@ class WindowEncoder:
             shorter_ids = self.tokenizer.encode(shorter, add_special_tokens=False).ids
             if len(shorter_ids) <= max_question_len:
                 return shorter
-        return ""
+        # Byte-level tokenizers can spend several tokens on one character (an
+        # emoji takes four), and a question cannot be cut inside a character.
+        raise RequestError(
+            "max_question_len",
+            f"max_question_len={max_question_len} is too small for this question: "
+            f"its first character alone takes more tokens; raise max_question_len",
+        )
 
     def encode(self, question: str, context: str, window: WindowParams) -> list[Encoding]:
         """Return the windows of a question and context pair, in context order."""

@@ -22,9 +22,13 @@ PIPELINE_PARAMETERS = (
 )
 
 
-def expected_answers(pipeline, question: str, context: str, parameters: dict) -> list[dict]:
+def expected_answers(
+    pipeline, question: str, context: str, parameters: dict
+) -> list[dict]:
     """Run the pipeline and apply the service's rules to its answers."""
-    kwargs = {key: value for key, value in parameters.items() if key in PIPELINE_PARAMETERS}
+    kwargs = {
+        key: value for key, value in parameters.items() if key in PIPELINE_PARAMETERS
+    }
     output = pipeline(question=question, context=context, **kwargs)
     items = output if isinstance(output, list) else [output]
     results: list[dict] = []
@@ -40,7 +44,12 @@ def expected_answers(pipeline, question: str, context: str, parameters: dict) ->
             stripped = stripped.rstrip()
             if not stripped:
                 continue
-            item = {"answer": stripped, "score": item["score"], "start": start, "end": start + len(stripped)}
+            item = {
+                "answer": stripped,
+                "score": item["score"],
+                "start": start,
+                "end": start + len(stripped),
+            }
         span = (item["start"], item["end"])
         if span in spans:
             continue
@@ -49,7 +58,9 @@ def expected_answers(pipeline, question: str, context: str, parameters: dict) ->
     return results
 
 
-def assert_matches_reference(actual: list[dict], expected: list[dict], top_k: int) -> None:
+def assert_matches_reference(
+    actual: list[dict], expected: list[dict], top_k: int
+) -> None:
     """Check the service's answers against `expected_answers` output.
 
     The service may return more items than the pipeline when the pipeline's

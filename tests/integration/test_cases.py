@@ -13,7 +13,11 @@ import httpx
 import pytest
 
 from tests.conftest import load_cases
-from tests.reference import assert_contract_items, assert_matches_reference, expected_answers
+from tests.reference import (
+    assert_contract_items,
+    assert_matches_reference,
+    expected_answers,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +85,8 @@ def references(pipelines, checkpoints):
         family: PipelineWithTruncation(
             pipelines[family],
             WindowEncoder.from_files(
-                checkpoints[family] / "tokenizer.json", read_tokenizer_info(checkpoints[family])
+                checkpoints[family] / "tokenizer.json",
+                read_tokenizer_info(checkpoints[family]),
             ),
         )
         for family in FAMILIES
@@ -108,12 +113,17 @@ def test_case(family, name, case, stack, client, references):
         assert word in body["error"], body
     elif isinstance(request_body["inputs"].get("question"), list):
         assert response.status_code == 200, body
-        assert isinstance(body, list) and len(body) == len(request_body["inputs"]["question"])
+        assert isinstance(body, list) and len(body) == len(
+            request_body["inputs"]["question"]
+        )
         parameters = request_body.get("parameters") or {}
         for result, question, context in zip(
             body, request_body["inputs"]["question"], request_body["inputs"]["context"]
         ):
-            single = {"inputs": {"question": question, "context": context}, "parameters": parameters}
+            single = {
+                "inputs": {"question": question, "context": context},
+                "parameters": parameters,
+            }
             check_success(result, single, references[family])
     else:
         assert response.status_code == 200, body
@@ -128,14 +138,21 @@ def test_case(family, name, case, stack, client, references):
 def concurrent_posts(stack, path, bodies):
     async def send_all():
         async with httpx.AsyncClient(base_url=stack.url, timeout=120) as http:
-            return await asyncio.gather(*(http.post(path, json=body) for body in bodies))
+            return await asyncio.gather(
+                *(http.post(path, json=body) for body in bodies)
+            )
 
     return asyncio.run(send_all())
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize(
-    "name", ["055-dynamic-batch-ragged-consistency", "056-bad-request-in-dynamic-batch", "007-score-independent-of-top-k"]
+    "name",
+    [
+        "055-dynamic-batch-ragged-consistency",
+        "056-bad-request-in-dynamic-batch",
+        "007-score-independent-of-top-k",
+    ],
 )
 def test_companions_batched_together(family, name, stack, references):
     """Requests sent at once share dynamic batches and still get their own answers."""

@@ -1,7 +1,7 @@
 """A fake Triton gRPC aio client for the gateway's unit tests.
 
-It serves ensembles with the config parameters the gateway reads and answers
-`infer` through a replaceable handler, recording every call.
+It serves ensembles with the config parameters the gateway reads, returns
+`infer` results from a replaceable handler, and records every call.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import pytest
 import numpy as np
+import pytest
 from tritonclient.utils import InferenceServerException, deserialize_bytes_tensor
 
 from gateway.app import create_app
@@ -39,7 +39,11 @@ class FakeModel:
 
     @property
     def steps(self) -> list[str]:
-        return [f"{self.name}_tokenize", f"{self.name}_model", f"{self.name}_postprocess"]
+        return [
+            f"{self.name}_tokenize",
+            f"{self.name}_model",
+            f"{self.name}_postprocess",
+        ]
 
 
 @dataclass
@@ -73,7 +77,12 @@ def word_answers(text: str, top_k: int) -> list[dict]:
     """Answer with the first `top_k` words of `text`, scores decreasing."""
     words = list(re.finditer(r"\S+", text))[:top_k]
     return [
-        {"answer": m.group(), "score": 0.5 / (i + 1), "start": m.start(), "end": m.end()}
+        {
+            "answer": m.group(),
+            "score": 0.5 / (i + 1),
+            "start": m.start(),
+            "end": m.end(),
+        }
         for i, m in enumerate(words)
     ]
 
@@ -107,9 +116,14 @@ def windowed_handler(num_windows: int) -> Callable[[InferCall, FakeModel], dict]
                     "end": match.end(),
                 }
             )
-        result = {"num_windows": num_windows, "window_start": start, "window_count": count}
+        result = {
+            "num_windows": num_windows,
+            "window_start": start,
+            "window_count": count,
+        }
         if start == 0 and count == num_windows:
-            result["answers"] = candidates[: call.parameters.get("top_k", 1)]
+            ranked = sorted(candidates, key=lambda item: item["score"], reverse=True)
+            result["answers"] = ranked[: call.parameters.get("top_k", 1)]
         else:
             result["candidates"] = candidates
             result["null_score"] = 0.001 * (start + 1)
@@ -129,7 +143,7 @@ class FakeTriton:
     not_ready_steps: set[str] = field(default_factory=set)
     infer_delay_s: float = 0.0
     calls: list[InferCall] = field(default_factory=list)
-    cancelled: int = 0
+    cancelled_ids: list[str] = field(default_factory=list)
     closed: bool = False
 
     def _check_reachable(self) -> None:
@@ -140,9 +154,13 @@ class FakeTriton:
 
     async def get_model_repository_index(self, as_json=False, client_timeout=None):
         self._check_reachable()
-        entries = [{"name": m.name, "version": "1", "state": m.state} for m in self.models]
+        entries = [
+            {"name": m.name, "version": "1", "state": m.state} for m in self.models
+        ]
         for model in self.models:
-            entries += [{"name": s, "version": "1", "state": "READY"} for s in model.steps]
+            entries += [
+                {"name": s, "version": "1", "state": "READY"} for s in model.steps
+            ]
         return {"models": entries}
 
     async def get_model_config(self, name, as_json=False, client_timeout=None):
@@ -152,7 +170,9 @@ class FakeTriton:
                 return {"config": self._ensemble_config(model)}
             if name in model.steps:
                 return {"config": {"name": name, "backend": "python"}}
-        raise grpc_error("NOT_FOUND", f"Request for unknown model: '{name}' is not found")
+        raise grpc_error(
+            "NOT_FOUND", f"Request for unknown model: '{name}' is not found"
+        )
 
     async def is_server_ready(self, client_timeout=None):
         self._check_reachable()
@@ -173,7 +193,9 @@ class FakeTriton:
         **kwargs,
     ):
         self._check_reachable()
-        texts = {i.name(): deserialize_bytes_tensor(i._get_content())[0] for i in inputs}
+        texts = {
+            i.name(): deserialize_bytes_tensor(i._get_content())[0] for i in inputs
+        }
         call = InferCall(
             model_name=model_name,
             question=texts["QUESTION"].decode("utf-8"),
@@ -188,16 +210,19 @@ class FakeTriton:
             if self.infer_delay_s:
                 await asyncio.sleep(self.infer_delay_s)
         except asyncio.CancelledError:
-            self.cancelled += 1
+            self.cancelled_ids.append(request_id)
             raise
         result = self.handler(call, model)
         if isinstance(result, (bytes, str)):
             payload = result.encode() if isinstance(result, str) else result
         else:
-
-
             payload = json.dumps(result).encode("utf-8")
         return FakeResult(payload)
+
+    @property
+    def cancelled(self) -> int:
+        """Number of cancelled calls, without the gateway's canary inferences."""
+        return sum(1 for i in self.cancelled_ids if not i.startswith("canary"))
 
     @property
     def client_calls(self) -> list[InferCall]:
@@ -242,11 +267,15 @@ async def running_gateway(
                     break
                 await asyncio.sleep(0.01)
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://gw"
+        ) as client:
             yield client, gateway
 
 
-def qa_body(question: str = "Who ran it?", context: str = "Alice ran it.", **parameters):
+def qa_body(
+    question: str = "Who ran it?", context: str = "Alice ran it.", **parameters
+):
     """Return a request body with one pair and the given parameters."""
     body: dict[str, Any] = {"inputs": {"question": question, "context": context}}
     if parameters:

@@ -24,7 +24,10 @@ def _files(root: Path) -> dict[str, Path]:
 
 def test_tokenizer_is_reproduced(checkpoints):
     committed = BUNDLED_REPOSITORY / f"{NAME}_tokenize" / "1" / "tokenizer.json"
-    assert committed.read_bytes() == (checkpoints["roberta"] / "tokenizer.json").read_bytes()
+    assert (
+        committed.read_bytes()
+        == (checkpoints["roberta"] / "tokenizer.json").read_bytes()
+    )
 
 
 def test_onnx_matches_rebuilt_checkpoint(checkpoints):

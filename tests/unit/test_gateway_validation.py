@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from gateway.errors import GatewayError
 from gateway.validation import parse_request
 from tests.unit.gateway_fakes import FakeTriton, anyio_backend, qa_body, running_gateway  # noqa: F401
 
@@ -34,7 +35,11 @@ REJECTED = [
     (b"[]", 400, ["must be a JSON object", "[] (array)"]),
     (b"null", 400, ["must be a JSON object", "null"]),
     ({}, 422, ["inputs is missing"]),
-    ({"inputs": qa_body()["inputs"], "model": "x"}, 422, ["model is not a valid field"]),
+    (
+        {"inputs": qa_body()["inputs"], "model": "x"},
+        422,
+        ["model is not a valid field"],
+    ),
     ({"inputs": "Who?"}, 422, ["inputs must be an object", '"Who?" (string)']),
     ({"inputs": 5}, 422, ["inputs must be an object", "5 (number)"]),
     ({"inputs": {"question": "Who?"}}, 422, ["inputs.context is missing"]),
@@ -44,13 +49,25 @@ REJECTED = [
         422,
         ["inputs.answer is not a valid field", "question, context"],
     ),
-    (qa_body(question=""), 422, ["inputs.question must be a string", 'got "" (string)']),
+    (
+        qa_body(question=""),
+        422,
+        ["inputs.question must be a string", 'got "" (string)'],
+    ),
     (qa_body(question="   "), 422, ["inputs.question must be", 'got "   " (string)']),
-    (qa_body(context="   \n\t "), 422, ["inputs.context must be", "not empty or only whitespace"]),
+    (
+        qa_body(context="   \n\t "),
+        422,
+        ["inputs.context must be", "not empty or only whitespace"],
+    ),
     (qa_body(question=None), 422, ["inputs.question must be a string", "got null"]),
     (qa_body(question=3), 422, ["inputs.question must be a string", "got 3 (number)"]),
     (qa_body(context=["a"]), 422, ["must both be strings or both be lists"]),
-    (qa_body(question="\ud800x"), 422, ["inputs.question must be valid Unicode", "index 0"]),
+    (
+        qa_body(question="\ud800x"),
+        422,
+        ["inputs.question must be valid Unicode", "index 0"],
+    ),
     (
         {"inputs": {"question": ["a", "b"], "context": ["c"]}},
         422,
@@ -73,7 +90,11 @@ REJECTED = [
         422,
         ["inputs[1].context is missing"],
     ),
-    ({"inputs": [qa_body()["inputs"]] * 5}, 422, ["5 question-context pairs", "limit of 4"]),
+    (
+        {"inputs": [qa_body()["inputs"]] * 5},
+        422,
+        ["5 question-context pairs", "limit of 4"],
+    ),
     (
         {"inputs": qa_body()["inputs"], "parameters": [1]},
         422,
@@ -84,17 +105,45 @@ REJECTED = [
         422,
         ["options must be an object"],
     ),
-    (qa_body(topk=3), 422, ["parameters.topk is not a valid parameter", "top_k, doc_stride"]),
-    (qa_body(top_k="3"), 422, ["parameters.top_k must be an integer from 1", '"3" (string)']),
+    (
+        qa_body(topk=3),
+        422,
+        ["parameters.topk is not a valid parameter", "top_k, doc_stride"],
+    ),
+    (
+        qa_body(top_k="3"),
+        422,
+        ["parameters.top_k must be an integer from 1", '"3" (string)'],
+    ),
     (qa_body(top_k=2.0), 422, ["parameters.top_k must be an integer", "2.0 (number)"]),
-    (qa_body(top_k=True), 422, ["parameters.top_k must be an integer", "true (boolean)"]),
-    (qa_body(top_k=0), 422, ["parameters.top_k must be an integer from 1 to 2147483647"]),
+    (
+        qa_body(top_k=True),
+        422,
+        ["parameters.top_k must be an integer", "true (boolean)"],
+    ),
+    (
+        qa_body(top_k=0),
+        422,
+        ["parameters.top_k must be an integer from 1 to 2147483647"],
+    ),
     (qa_body(top_k=2**31), 422, ["parameters.top_k must be an integer", "2147483648"]),
     (qa_body(top_k=10**30), 422, ["parameters.top_k must be an integer"]),
-    (qa_body(doc_stride=-5), 422, ["parameters.doc_stride must be an integer from 0", "-5"]),
-    (qa_body(max_answer_len=0), 422, ["parameters.max_answer_len must be an integer from 1"]),
+    (
+        qa_body(doc_stride=-5),
+        422,
+        ["parameters.doc_stride must be an integer from 0", "-5"],
+    ),
+    (
+        qa_body(max_answer_len=0),
+        422,
+        ["parameters.max_answer_len must be an integer from 1"],
+    ),
     (qa_body(max_seq_len=0), 422, ["parameters.max_seq_len must be an integer from 1"]),
-    (qa_body(max_question_len=0), 422, ["parameters.max_question_len must be an integer"]),
+    (
+        qa_body(max_question_len=0),
+        422,
+        ["parameters.max_question_len must be an integer"],
+    ),
     (
         qa_body(max_seq_len=1024),
         422,
@@ -105,8 +154,16 @@ REJECTED = [
         422,
         ["parameters.handle_impossible_answer must be a boolean", '"true" (string)'],
     ),
-    (qa_body(align_to_words="false"), 422, ["parameters.align_to_words must be a boolean"]),
-    (qa_body(align_to_words=0), 422, ["parameters.align_to_words must be a boolean", "0"]),
+    (
+        qa_body(align_to_words="false"),
+        422,
+        ["parameters.align_to_words must be a boolean"],
+    ),
+    (
+        qa_body(align_to_words=0),
+        422,
+        ["parameters.align_to_words must be a boolean", "0"],
+    ),
 ]
 
 
@@ -129,7 +186,7 @@ async def test_rejected_request(body, status, fragments):
 
 def test_every_parameter_error_is_listed():
     body = qa_body(top_k="x", doc_stride=-1, align_to_words="no")
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(GatewayError) as caught:
         parse(body)
     message = caught.value.message
     assert "parameters.top_k" in message
@@ -140,11 +197,16 @@ def test_every_parameter_error_is_listed():
 def test_single_pair_is_not_batched():
     parsed = parse(qa_body())
     assert parsed.batched is False
-    assert [(p.question, p.context) for p in parsed.pairs] == [("Who ran it?", "Alice ran it.")]
+    assert [(p.question, p.context) for p in parsed.pairs] == [
+        ("Who ran it?", "Alice ran it.")
+    ]
 
 
 def test_list_of_pairs_is_batched():
-    inputs = [{"question": "A?", "context": "a b"}, {"question": "B?", "context": "c d"}]
+    inputs = [
+        {"question": "A?", "context": "a b"},
+        {"question": "B?", "context": "c d"},
+    ]
     parsed = parse({"inputs": inputs})
     assert parsed.batched is True
     assert [p.question for p in parsed.pairs] == ["A?", "B?"]

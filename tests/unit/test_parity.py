@@ -12,7 +12,11 @@ from hypothesis import strategies as st
 
 from python_backend.tokenization import RequestError, read_tokenizer_info
 from tests.conftest import CACHE_DIR, load_cases
-from tests.reference import assert_contract_items, assert_matches_reference, expected_answers
+from tests.reference import (
+    assert_contract_items,
+    assert_matches_reference,
+    expected_answers,
+)
 from triton_qa.local import LocalAnswerer
 
 FAMILIES = ("roberta", "bert", "distilbert")
@@ -29,7 +33,10 @@ def answerers(checkpoints) -> dict[str, LocalAnswerer]:
             export_onnx(folder, onnx_path)
         # A small chunk size makes long contexts cross several chunks.
         result[family] = LocalAnswerer(
-            folder / "tokenizer.json", read_tokenizer_info(folder), onnx_path, window_batch_size=4
+            folder / "tokenizer.json",
+            read_tokenizer_info(folder),
+            onnx_path,
+            window_batch_size=4,
         )
     return result
 
@@ -37,7 +44,9 @@ def answerers(checkpoints) -> dict[str, LocalAnswerer]:
 def _single_pair_cases():
     for name, case in load_cases():
         inputs = case["request"]["inputs"]
-        if isinstance(inputs.get("question"), str) and isinstance(inputs.get("context"), str):
+        if isinstance(inputs.get("question"), str) and isinstance(
+            inputs.get("context"), str
+        ):
             if inputs["question"].strip() and inputs["context"].strip():
                 yield name, case["request"]
 
@@ -52,7 +61,7 @@ def _compare(answerer, pipeline, question, context, parameters):
     except RequestError as error:
         # The service rejects a stride that leaves no room in a window even
         # when the context is short enough for the pipeline to answer.
-        assert error.field in ("doc_stride", "max_seq_len"), error.message
+        assert error.field in ("doc_stride", "max_seq_len", "max_question_len"), error.message
         return
     assert_contract_items(actual, context, top_k)
     # max_question_len is honoured by the service and ignored by the pipeline,
@@ -69,13 +78,22 @@ def _compare(answerer, pipeline, question, context, parameters):
 def test_case_matches_pipeline(family, name, request_body, answerers, pipelines):
     inputs = request_body["inputs"]
     parameters = request_body.get("parameters") or {}
-    if any(not isinstance(value, (int, bool)) or value is None for value in parameters.values()):
+    if any(
+        not isinstance(value, (int, bool)) or value is None
+        for value in parameters.values()
+    ):
         pytest.skip("the gateway rejects non-integer parameters before decoding")
     if parameters.get("top_k", 1) < 1 or parameters.get("max_answer_len", 1) < 1:
         pytest.skip("the gateway rejects values below 1 before decoding")
     if parameters.get("doc_stride", 0) < 0:
         pytest.skip("the gateway rejects a negative doc_stride before decoding")
-    _compare(answerers[family], pipelines[family], inputs["question"], inputs["context"], parameters)
+    _compare(
+        answerers[family],
+        pipelines[family],
+        inputs["question"],
+        inputs["context"],
+        parameters,
+    )
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -159,8 +177,17 @@ def requests(draw):
     max_examples=25,
     deadline=None,
     derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture])
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(generated=requests())
 def test_generated_requests_match_pipeline(family, generated, answerers, pipelines):
     question, context, parameters = generated
     _compare(answerers[family], pipelines[family], question, context, parameters)
+
+
+def test_question_cut_inside_character_rejected(answerers):
+    """An emoji is four byte-level tokens, so one token cannot hold any prefix."""
+    with pytest.raises(RequestError) as raised:
+        answerers["roberta"].answer("🎉 who?", "Alice ran the mill.", {"max_question_len": 1})
+    assert raised.value.field == "max_question_len"
+    assert "max_question_len=1" in raised.value.message

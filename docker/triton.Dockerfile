@@ -7,16 +7,20 @@
 # at /models, by default the repository's test model; pass
 # --build-arg MODEL_REPOSITORY=DIR to bake a repository built by `triton-qa build`.
 
-# Triton 2.51 with Python 3.10. helm/triton-qa/values.yaml names the same tag
-# (triton.image.tag) and a test keeps the two equal.
+# Triton 2.51 with Python 3.10. This ARG is the only pin of the base image:
+# helm/triton-qa/Chart.yaml records it in the annotation
+# triton-qa.io/triton-base-image, and a test keeps the two equal.
 ARG TRITON_IMAGE=nvcr.io/nvidia/tritonserver:24.10-py3
 
 FROM ${TRITON_IMAGE} AS runtime
 
 # The Python backend's stub breaks on numpy 2 with TYPE_STRING tensors, so
 # numpy stays below 2. onnxruntime runs the model step of repositories built
-# with `--backend python` (the test model); 1.23.2 is its last release with
-# Python 3.10 wheels. (DL3064 below mistakes TOKENIZERS for a secret.)
+# with `triton-qa build --runtime python` (the default, and the bundled test
+# model); 1.23.2 is its last release with Python 3.10 wheels, so it is older
+# than the onnxruntime of requirements/runtime.txt. The numpy and tokenizers
+# versions equal those of requirements/*.txt (a test checks them). DL3064 below
+# mistakes TOKENIZERS for a secret.
 ARG NUMPY_VERSION=1.26.4
 # hadolint ignore=DL3064
 ARG TOKENIZERS_VERSION=0.22.2
@@ -29,7 +33,9 @@ ENV PIP_NO_CACHE_DIR=1 \
 # site-packages. The triton-qa package goes in without dependencies: the
 # Python steps need only python_backend, numpy, tokenizers and onnxruntime.
 WORKDIR /tmp/triton-qa-src
-COPY pyproject.toml ./
+# pyproject.toml names README.md as the package's readme. Without it, setuptools
+# 84 only warns but builds a package whose metadata has no description.
+COPY pyproject.toml README.md ./
 COPY python_backend ./python_backend
 RUN python3 -m pip install \
         "numpy==${NUMPY_VERSION}" \

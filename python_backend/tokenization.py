@@ -53,6 +53,9 @@ class TokenizerInfo:
     cls_token_id: int | None
     pad_token_id: int
     input_names: tuple[str, ...]
+    # Rows of the model's token and token type embeddings; 0 when unknown.
+    vocab_size: int = 0
+    type_vocab_size: int = 0
 
 
 def resolve_window_params(params: dict[str, Any], model_max_length: int) -> WindowParams:
@@ -280,6 +283,8 @@ def read_tokenizer_info(checkpoint_dir: Path) -> TokenizerInfo:
         cls_token_id=token_id("cls_token"),
         pad_token_id=0 if pad_token_id is None else pad_token_id,
         input_names=tuple(input_names),
+        vocab_size=int(config.get("vocab_size", 0)),
+        type_vocab_size=int(config.get("type_vocab_size", 0)),
     )
 
 

@@ -50,6 +50,9 @@ class RepositoryOptions:
     # Padding windows to a multiple of this many tokens lets the native
     # backend batch requests of similar length together.
     pad_to_multiple_of: int = 1
+    # The Python model step runs windows whose lengths differ by more than
+    # this fraction in separate ONNX Runtime calls, to avoid padding work.
+    max_length_growth: float = 0.25
     tokenizer_instances: int = 1
     postprocess_instances: int = 1
     extra: dict = field(default_factory=dict)
@@ -183,6 +186,10 @@ def model_config(name: str, info: TokenizerInfo, options: RepositoryOptions) -> 
                     "inter_op_threads": options.inter_op_threads,
                     "allow_spinning": 0,
                     "pad_token_id": info.pad_token_id,
+                    "model_max_length": info.model_max_length,
+                    "vocab_size": info.vocab_size,
+                    "type_vocab_size": info.type_vocab_size,
+                    "max_length_growth": options.max_length_growth,
                 }
             )
         )

@@ -16,6 +16,7 @@ import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
 from python_backend import protocol
+from python_backend.batching import group_by_length
 from python_backend.models.common import (
     internal_error_response,
     model_parameters,
@@ -50,6 +51,12 @@ class TritonPythonModel:
         )
         self.input_names = [node.name for node in self.session.get_inputs()]
         self.pad_token_id = int(parameters.get("pad_token_id", "0"))
+        self.max_length_growth = float(parameters.get("max_length_growth", "0.25"))
+        # Limits that keep one malformed direct request from failing the
+        # ONNX Runtime call of the whole dynamic batch; 0 means unchecked.
+        self.model_max_length = int(parameters.get("model_max_length", "0"))
+        self.vocab_size = int(parameters.get("vocab_size", "0"))
+        self.type_vocab_size = int(parameters.get("type_vocab_size", "0"))
         self.logger.log_info(
             f"ONNX Runtime {ort.__version__} session ready, inputs {self.input_names}"
         )
@@ -73,9 +80,26 @@ class TritonPythonModel:
             raise RequestError(
                 "inputs", f"inputs must be 2-D arrays of one shape, got {sorted(shapes)}"
             )
+        rows, width = next(iter(shapes))
+        if rows == 0 or width == 0:
+            raise RequestError("inputs", f"inputs must not be empty, got {rows}x{width}")
+        if self.model_max_length and width > self.model_max_length:
+            raise RequestError(
+                "inputs",
+                f"windows of {width} tokens exceed the model maximum of "
+                f"{self.model_max_length}",
+            )
+        _check_range(arrays, protocol.INPUT_IDS, self.vocab_size)
+        _check_range(arrays, protocol.ATTENTION_MASK, 2)
+        _check_range(arrays, protocol.TOKEN_TYPE_IDS, self.type_vocab_size)
         return arrays
 
     def _run(self, batches: list, responses: list) -> None:
+        lengths = [arrays["input_ids"].shape[1] for _, arrays in batches]
+        for group in group_by_length(batches, lengths, self.max_length_growth):
+            self._run_group(group, responses)
+
+    def _run_group(self, batches: list, responses: list) -> None:
         length = max(arrays["input_ids"].shape[1] for _, arrays in batches)
         feed = {
             name: np.concatenate(
@@ -116,3 +140,13 @@ def _pad(array: np.ndarray, length: int, fill: int) -> np.ndarray:
         return array
     padding = np.full((array.shape[0], length - array.shape[1]), fill, array.dtype)
     return np.concatenate([array, padding], axis=1)
+
+
+def _check_range(arrays: dict[str, np.ndarray], name: str, limit: int) -> None:
+    array = arrays.get(name)
+    if array is None or limit <= 0:
+        return
+    if array.min() < 0 or array.max() >= limit:
+        raise RequestError(
+            name, f"{name} values must be from 0 to {limit - 1}, got {array.min()} to {array.max()}"
+        )

@@ -127,7 +127,10 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         }
     },
     "tuned": {
+        "commonLabels": {"team": "nlp"},
         "triton": {
+            "podLabels": {"tier": "inference"},
+            "podAnnotations": {"example.com/owner": "nlp"},
             "exitTimeoutSeconds": 120,
             "shutdown": {"preStopSleepSeconds": 20},
             "shmSize": "4Gi",
@@ -201,6 +204,11 @@ class Rendering:
     def manifest(self, template: str) -> str:
         """Return the raw output of one template, e.g. "gateway/configmap.yaml"."""
         return self.manifests[f"triton-qa/templates/{template}"]
+
+
+def chart_metadata() -> dict[str, Any]:
+    """Return the parsed Chart.yaml."""
+    return yaml.safe_load((CHART_DIR / "Chart.yaml").read_text(encoding="utf-8"))
 
 
 @functools.cache

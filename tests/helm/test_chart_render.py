@@ -17,9 +17,11 @@ from tests.helm.conftest import (
     RELEASE,
     SCENARIOS,
     Rendering,
+    chart_metadata,
     container,
     pod_specs,
     render_scenario,
+    render_values,
     triton_args,
 )
 
@@ -62,7 +64,8 @@ def test_objects_match_kubernetes_schema(rendering: Rendering, version: str) -> 
             path = ".".join(str(part) for part in error.path)
             pytest.fail(f"{name} is invalid for Kubernetes {version}: {path}: {error}")
         validated += 1
-    assert validated >= 8
+    # Every values set has two Deployments, Services and ServiceAccounts and a ConfigMap.
+    assert validated >= 7
 
 
 def test_schema_versions_are_shipped() -> None:
@@ -84,6 +87,19 @@ def test_every_object_has_standard_labels(rendering: Rendering) -> None:
         assert labels["app.kubernetes.io/managed-by"] == "Helm"
         assert labels["app.kubernetes.io/component"] in {"triton", "gateway"}
         assert obj["metadata"]["namespace"] == NAMESPACE
+
+
+def test_common_and_pod_labels() -> None:
+    rendering = render_scenario("tuned")
+    for obj in rendering.objects:
+        assert obj["metadata"]["labels"]["team"] == "nlp"
+    template = rendering.one("Deployment", "triton")["spec"]["template"]["metadata"]
+    assert template["labels"]["tier"] == "inference"
+    assert template["labels"]["team"] == "nlp"
+    assert template["annotations"] == {"example.com/owner": "nlp"}
+    selector = rendering.one("Deployment", "triton")["spec"]["selector"]["matchLabels"]
+    assert "team" not in selector
+    assert "tier" not in selector
 
 
 def test_names_and_labels_fit_kubernetes_limits(rendering: Rendering) -> None:
@@ -145,13 +161,17 @@ def test_pods_are_hardened(rendering: Rendering) -> None:
 def test_writable_tmp_is_an_empty_dir(rendering: Rendering) -> None:
     for spec in pod_specs(rendering):
         volumes = {volume["name"]: volume for volume in spec["volumes"]}
-        mounts = {m["mountPath"]: m["name"] for m in spec["containers"][0]["volumeMounts"]}
+        mounts = {
+            m["mountPath"]: m["name"] for m in spec["containers"][0]["volumeMounts"]
+        }
         assert "sizeLimit" in volumes[mounts["/tmp"]]["emptyDir"]
 
 
 def test_service_accounts_do_not_mount_tokens(rendering: Rendering) -> None:
     accounts = rendering.of_kind("ServiceAccount")
-    assert {a["metadata"]["labels"]["app.kubernetes.io/component"] for a in accounts} == {
+    assert {
+        a["metadata"]["labels"]["app.kubernetes.io/component"] for a in accounts
+    } == {
         "triton",
         "gateway",
     }
@@ -180,7 +200,11 @@ def test_gpu_requests_equal_limits() -> None:
     assert spec["runtimeClassName"] == "nvidia"
     tolerations = spec["tolerations"]
     assert {"key": "dedicated", "operator": "Exists"} in tolerations
-    assert {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"} in tolerations
+    assert {
+        "key": GPU_RESOURCE,
+        "operator": "Exists",
+        "effect": "NoSchedule",
+    } in tolerations
 
 
 def test_cpu_variant_requests_no_gpu() -> None:
@@ -193,13 +217,18 @@ def test_cpu_variant_requests_no_gpu() -> None:
         assert "runtimeClassName" not in spec
 
 
-@pytest.mark.parametrize(("scenario_name", "size"), [("default", "1Gi"), ("tuned", "4Gi")])
+@pytest.mark.parametrize(
+    ("scenario_name", "size"), [("default", "1Gi"), ("tuned", "4Gi")]
+)
 def test_dev_shm_is_memory_backed(scenario_name: str, size: str) -> None:
     deployment = render_scenario(scenario_name).one("Deployment", "triton")
     spec = deployment["spec"]["template"]["spec"]
     mounts = {m["mountPath"]: m["name"] for m in container(deployment)["volumeMounts"]}
     volumes = {volume["name"]: volume for volume in spec["volumes"]}
-    assert volumes[mounts["/dev/shm"]]["emptyDir"] == {"medium": "Memory", "sizeLimit": size}
+    assert volumes[mounts["/dev/shm"]]["emptyDir"] == {
+        "medium": "Memory",
+        "sizeLimit": size,
+    }
 
 
 def test_triton_command_line(rendering: Rendering) -> None:
@@ -241,17 +270,27 @@ def test_ports_are_named(rendering: Rendering) -> None:
 def test_triton_probes() -> None:
     deployment = render_scenario("default").one("Deployment", "triton")
     item = container(deployment)
-    assert item["startupProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
-    assert item["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
-    assert item["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
+    assert item["startupProbe"]["httpGet"] == {
+        "path": "/v2/health/live",
+        "port": "http",
+    }
+    assert item["readinessProbe"]["httpGet"] == {
+        "path": "/v2/health/ready",
+        "port": "http",
+    }
+    assert item["livenessProbe"]["httpGet"] == {
+        "path": "/v2/health/live",
+        "port": "http",
+    }
 
 
 def test_startup_probe_covers_model_loading() -> None:
     item = container(render_scenario("default").one("Deployment", "triton"))
     startup = item["startupProbe"]
-    budget = startup["initialDelaySeconds"] + startup["periodSeconds"] * startup[
-        "failureThreshold"
-    ]
+    budget = (
+        startup["initialDelaySeconds"]
+        + startup["periodSeconds"] * startup["failureThreshold"]
+    )
     # Kubernetes runs liveness only after the startup probe succeeds, so a
     # loading pod gets the whole startup budget.
     assert budget >= 600
@@ -262,7 +301,10 @@ def test_startup_probe_covers_model_loading() -> None:
 def test_gateway_probes() -> None:
     item = container(render_scenario("default").one("Deployment", "gateway"))
     assert item["startupProbe"]["httpGet"] == {"path": "/health/live", "port": "http"}
-    assert item["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "http"}
+    assert item["readinessProbe"]["httpGet"] == {
+        "path": "/health/ready",
+        "port": "http",
+    }
     assert item["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "http"}
 
 
@@ -327,8 +369,15 @@ def test_model_repository_from_pvc() -> None:
     spec = deployment["spec"]["template"]["spec"]
     claims = [v for v in spec["volumes"] if "persistentVolumeClaim" in v]
     assert len(claims) == 1
-    assert claims[0]["persistentVolumeClaim"] == {"claimName": "qa-models", "readOnly": True}
-    mount = next(m for m in container(deployment)["volumeMounts"] if m["name"] == claims[0]["name"])
+    assert claims[0]["persistentVolumeClaim"] == {
+        "claimName": "qa-models",
+        "readOnly": True,
+    }
+    mount = next(
+        m
+        for m in container(deployment)["volumeMounts"]
+        if m["name"] == claims[0]["name"]
+    )
     assert mount == {
         "name": claims[0]["name"],
         "mountPath": "/models",
@@ -351,10 +400,14 @@ def test_model_repository_from_gcs_with_key_file() -> None:
     deployment = rendering.one("Deployment", "triton")
     item = container(deployment)
     env = {e["name"]: e["value"] for e in item["env"]}
-    mount = next(m for m in item["volumeMounts"] if m["name"] == "object-storage-credentials")
+    mount = next(
+        m for m in item["volumeMounts"] if m["name"] == "object-storage-credentials"
+    )
     assert env["GOOGLE_APPLICATION_CREDENTIALS"] == f"{mount['mountPath']}/key.json"
     volumes = deployment["spec"]["template"]["spec"]["volumes"]
-    secret = next(v for v in volumes if v["name"] == "object-storage-credentials")["secret"]
+    secret = next(v for v in volumes if v["name"] == "object-storage-credentials")[
+        "secret"
+    ]
     assert secret["secretName"] == "qa-gcs-key"
     assert "envFrom" not in item
 
@@ -421,7 +474,9 @@ def test_generated_token_secret() -> None:
 def test_created_token_secret() -> None:
     rendering = render_scenario("created-secret")
     secret = rendering.one("Secret", "gateway")
-    assert base64.b64decode(secret["data"]["tokens"]).decode() == "alpha-token\nbeta-token"
+    assert (
+        base64.b64decode(secret["data"]["tokens"]).decode() == "alpha-token\nbeta-token"
+    )
     env, volume = _token_volume(rendering)
     assert volume["secret"]["secretName"] == secret["metadata"]["name"]
     assert volume["secret"]["items"] == [{"key": "tokens", "path": "tokens"}]
@@ -441,9 +496,9 @@ def test_existing_token_secret() -> None:
     assert volume["secret"]["secretName"] == "qa-api-tokens"
     assert volume["secret"]["items"] == [{"key": "api", "path": "tokens"}]
     assert "TRITON_QA_API_TOKENS_FILE" in env
-    annotations = rendering.one("Deployment", "gateway")["spec"]["template"]["metadata"][
-        "annotations"
-    ]
+    annotations = rendering.one("Deployment", "gateway")["spec"]["template"][
+        "metadata"
+    ]["annotations"]
     assert "checksum/secret" not in annotations
     assert "qa-api-tokens" in rendering.notes
 
@@ -468,18 +523,18 @@ def test_created_tokens_stay_in_secret() -> None:
 
 def test_checksum_config_matches_configmap() -> None:
     rendering = render_scenario("default")
-    annotations = rendering.one("Deployment", "gateway")["spec"]["template"]["metadata"][
-        "annotations"
-    ]
+    annotations = rendering.one("Deployment", "gateway")["spec"]["template"][
+        "metadata"
+    ]["annotations"]
     expected = hashlib.sha256(rendering.manifest("gateway/configmap.yaml").encode())
     assert annotations["checksum/config"] == expected.hexdigest()
 
 
 def test_checksum_secret_matches_secret() -> None:
     rendering = render_scenario("created-secret")
-    annotations = rendering.one("Deployment", "gateway")["spec"]["template"]["metadata"][
-        "annotations"
-    ]
+    annotations = rendering.one("Deployment", "gateway")["spec"]["template"][
+        "metadata"
+    ]["annotations"]
     expected = hashlib.sha256(rendering.manifest("gateway/secret.yaml").encode())
     assert annotations["checksum/secret"] == expected.hexdigest()
 
@@ -487,7 +542,9 @@ def test_checksum_secret_matches_secret() -> None:
 def test_checksum_changes_with_settings() -> None:
     def checksum(name: str) -> str:
         deployment = render_scenario(name).one("Deployment", "gateway")
-        return deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+        return deployment["spec"]["template"]["metadata"]["annotations"][
+            "checksum/config"
+        ]
 
     assert checksum("default") != checksum("tuned")
 
@@ -496,9 +553,9 @@ def test_triton_network_policy_admits_only_gateway() -> None:
     rendering = render_scenario("default")
     policy = rendering.one("NetworkPolicy", "triton")
     assert policy["spec"]["policyTypes"] == ["Ingress"]
-    gateway_labels = rendering.one("Deployment", "gateway")["spec"]["template"]["metadata"][
-        "labels"
-    ]
+    gateway_labels = rendering.one("Deployment", "gateway")["spec"]["template"][
+        "metadata"
+    ]["labels"]
     inference_rules = []
     for rule in policy["spec"]["ingress"]:
         ports = {port["port"] for port in rule["ports"]}
@@ -510,7 +567,10 @@ def test_triton_network_policy_admits_only_gateway() -> None:
     assert len(peers) == 1
     assert set(peers[0]) == {"podSelector"}
     assert peers[0]["podSelector"]["matchLabels"].items() <= gateway_labels.items()
-    assert peers[0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "gateway"
+    assert (
+        peers[0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+        == "gateway"
+    )
 
 
 def test_triton_network_policy_admits_scrapers() -> None:
@@ -523,7 +583,9 @@ def test_triton_network_policy_admits_scrapers() -> None:
     assert len(metrics_rules) == 1
     assert metrics_rules[0]["from"] == [
         {
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+            "namespaceSelector": {
+                "matchLabels": {"kubernetes.io/metadata.name": "monitoring"}
+            },
             "podSelector": {},
         }
     ]
@@ -531,7 +593,9 @@ def test_triton_network_policy_admits_scrapers() -> None:
 
 def test_gateway_network_policy_opens_http_only() -> None:
     policy = render_scenario("default").one("NetworkPolicy", "gateway")
-    assert policy["spec"]["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}]
+    assert policy["spec"]["ingress"] == [
+        {"ports": [{"port": "http", "protocol": "TCP"}]}
+    ]
 
 
 def test_network_policies_switch_off() -> None:
@@ -547,9 +611,18 @@ def test_prometheus_annotations() -> None:
     assert gateway["annotations"]["prometheus.io/port"] == "8080"
     # A gateway whose /metrics needs a token cannot be scraped by annotation.
     secured = render_scenario("service-monitor").one("Deployment", "gateway")
-    assert "prometheus.io/scrape" not in secured["spec"]["template"]["metadata"]["annotations"]
+    assert (
+        "prometheus.io/scrape"
+        not in secured["spec"]["template"]["metadata"]["annotations"]
+    )
     quiet = render_scenario("tuned").one("Deployment", "triton")
-    assert "prometheus.io/scrape" not in quiet["spec"]["template"]["metadata"]["annotations"]
+    quiet_annotations = quiet["spec"]["template"]["metadata"]["annotations"]
+    assert not any(key.startswith("prometheus.io/") for key in quiet_annotations)
+    bare = render_values({"metrics": {"prometheusAnnotations": False}})
+    assert (
+        "annotations"
+        not in bare.one("Deployment", "triton")["spec"]["template"]["metadata"]
+    )
 
 
 def test_service_monitor_off_by_default() -> None:
@@ -650,7 +723,9 @@ def test_ingress_routes_to_gateway() -> None:
     ingress = rendering.one("Ingress", "gateway")
     service = rendering.one("Service", "gateway")
     assert ingress["spec"]["ingressClassName"] == "nginx"
-    assert ingress["spec"]["tls"] == [{"secretName": "qa-tls", "hosts": ["qa.example.com"]}]
+    assert ingress["spec"]["tls"] == [
+        {"secretName": "qa-tls", "hosts": ["qa.example.com"]}
+    ]
     (rule,) = ingress["spec"]["rules"]
     assert rule["host"] == "qa.example.com"
     (path,) = rule["http"]["paths"]
@@ -683,8 +758,55 @@ def test_notes_show_curl_with_token() -> None:
 
 
 def test_notes_warn_about_stock_triton_image() -> None:
-    assert "stock NVIDIA image" in render_scenario("default").notes
+    stock = {"repository": "nvcr.io/nvidia/tritonserver", "tag": "24.10-py3"}
+    notes = render_values({"triton": {"image": stock}}).notes
+    assert "stock NVIDIA image" in notes
+    assert "docker build -f docker/triton.Dockerfile" not in notes
+    assert "stock NVIDIA image" not in render_scenario("default").notes
     assert "stock NVIDIA image" not in render_scenario("custom-images").notes
+
+
+def test_notes_name_images_and_bases() -> None:
+    notes = render_scenario("default").notes
+    annotations = chart_metadata()["annotations"]
+    version = chart_metadata()["appVersion"]
+    assert f"triton: triton-qa-triton:{version}" in notes
+    assert f"gateway: triton-qa-gateway:{version}" in notes
+    triton_base = annotations["triton-qa.io/triton-base-image"]
+    gateway_base = annotations["triton-qa.io/gateway-base-image"]
+    assert f"Built by docker/triton.Dockerfile FROM {triton_base};" in notes
+    assert f"Built by gateway/Dockerfile FROM {gateway_base};" in notes
+    assert f"docker push REGISTRY/triton-qa-triton:{version}" in notes
+    assert f"docker push REGISTRY/triton-qa-gateway:{version}" in notes
+
+
+def test_notes_build_matches_repository_source() -> None:
+    baked = render_scenario("default").notes
+    assert (
+        "docker build -f docker/triton.Dockerfile --build-arg MODEL_REPOSITORY=DIR"
+        in baked
+    )
+    assert "--target runtime" not in baked
+    mounted = render_scenario("pvc").notes
+    assert "docker build -f docker/triton.Dockerfile --target runtime -t" in mounted
+    assert "MODEL_REPOSITORY" not in mounted
+
+
+def test_notes_flag_images_without_registry() -> None:
+    notes = render_scenario("default").notes
+    assert "triton.image.repository names no registry" in notes
+    assert "gateway.image.repository names no registry" in notes
+    custom = render_scenario("custom-images").notes
+    assert "names no registry" not in custom
+    reference = "registry.example.com/triton-qa-triton:0.1.0-24.10"
+    assert f"docker push {reference}" in custom
+    assert "REGISTRY/" not in custom
+
+
+def test_triton_image_tag_defaults_to_app_version() -> None:
+    deployment = render_scenario("default").one("Deployment", "triton")
+    app_version = deployment["metadata"]["labels"]["app.kubernetes.io/version"]
+    assert container(deployment)["image"] == f"triton-qa-triton:{app_version}"
 
 
 def test_image_references() -> None:

@@ -7,8 +7,9 @@ Chart name, or nameOverride.
 
 {{/*
 Prefix of every object name: fullnameOverride, else the release name when it
-already contains the chart name, else "<release>-<chart>". Component names add
-up to 8 characters ("-gateway"), so the prefix stops at 54.
+already contains the chart name, else "<release>-<chart>". Object names add
+at most 8 characters ("-gateway"), so the prefix stops at 54 to keep names
+within the 63 characters of a DNS label.
 */}}
 {{- define "triton-qa.fullname" -}}
 {{- if .Values.fullnameOverride }}
@@ -57,7 +58,7 @@ app.kubernetes.io/part-of: {{ include "triton-qa.name" .root }}
 
 {{/*
 Name of a component's ServiceAccount. Takes (dict "root" $ "component" "triton"
-"serviceAccount" .Values.triton.serviceAccount).
+"serviceAccount" <serviceAccount values>).
 */}}
 {{- define "triton-qa.serviceAccountName" -}}
 {{- if .serviceAccount.create }}
@@ -68,8 +69,8 @@ Name of a component's ServiceAccount. Takes (dict "root" $ "component" "triton"
 {{- end }}
 
 {{/*
-Image reference "repository:tag". Takes (dict "image" .Values.x.image
-"defaultTag" "..."); an empty tag falls back to defaultTag.
+Image reference "repository:tag". Takes (dict "image" <image values>
+"defaultTag" <tag>); an empty image tag falls back to defaultTag.
 */}}
 {{- define "triton-qa.image" -}}
 {{- printf "%s:%s" .image.repository (default .defaultTag .image.tag) }}
@@ -84,6 +85,8 @@ runAsNonRoot: true
 runAsUser: {{ .runAsUser }}
 runAsGroup: {{ .runAsGroup }}
 fsGroup: {{ .fsGroup }}
+# Skips the recursive ownership change of large model volumes when the root already matches.
+fsGroupChangePolicy: OnRootMismatch
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
@@ -154,7 +157,7 @@ Name of the Secret with the gateway's bearer tokens.
 {{- if .Values.gateway.auth.existingSecret }}
 {{- .Values.gateway.auth.existingSecret }}
 {{- else }}
-{{- printf "%s-tokens" (include "triton-qa.componentName" (dict "root" . "component" "gateway")) }}
+{{- printf "%s-tokens" (include "triton-qa.fullname" .) }}
 {{- end }}
 {{- end }}
 

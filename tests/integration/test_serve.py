@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -43,18 +44,28 @@ def test_serve_model_folder_then_stop(checkpoints, tmp_path, stop_signal):
     ]
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+        )
     try:
-        wait_for_http(f"http://127.0.0.1:{ports[0]}/health/ready", 240, process, "serve")
+        wait_for_http(
+            f"http://127.0.0.1:{ports[0]}/health/ready", 240, process, "serve"
+        )
         model_id = checkpoints["distilbert"].name
         response = httpx.post(
             f"http://127.0.0.1:{ports[0]}/models/{model_id}",
-            json={"inputs": {"question": "Who ran it?", "context": "Alice ran the mill."}},
+            json={
+                "inputs": {"question": "Who ran it?", "context": "Alice ran the mill."}
+            },
             timeout=60,
         )
         assert response.status_code == 200, response.text
         assert response.json()["answer"] in "Alice ran the mill."
-        assert "triton-qa is ready at" in log_path.read_text()
+        # serve prints its URL after its own readiness poll, which can lag ours.
+        deadline = time.monotonic() + 10
+        while "triton-qa is ready at" not in log_path.read_text():
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.2)
 
         process.send_signal(stop_signal)
         assert process.wait(timeout=60) == 0

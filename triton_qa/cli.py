@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_build(args: argparse.Namespace) -> int:
     from triton_qa.build import build_model
+    from triton_qa.export import ExportError
+    from triton_qa.hub import CheckpointError
 
     model_ids = args.model_id or []
     if model_ids and len(model_ids) != len(args.models):
@@ -148,11 +150,22 @@ def run_build(args: argparse.Namespace) -> int:
         intra_op_threads=args.intra_op_threads,
         pad_to_multiple_of=pad,
     )
+    if args.tensorrt and args.runtime != "onnxruntime":
+        print(
+            "triton-qa build: --tensorrt needs --runtime onnxruntime (the native "
+            "backend of the NVIDIA tritonserver image)",
+            file=sys.stderr,
+        )
+        return 2
     for index, model in enumerate(args.models):
         model_id = model_ids[index] if model_ids else None
-        build_model(
-            model, args.output, options, model_id=model_id, quantize=args.quantize
-        )
+        try:
+            build_model(
+                model, args.output, options, model_id=model_id, quantize=args.quantize
+            )
+        except (CheckpointError, ExportError) as error:
+            print(f"triton-qa build: {model}: {error}", file=sys.stderr)
+            return 1
     print(f"model repository written to {args.output}")
     return 0
 

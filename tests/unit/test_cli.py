@@ -65,9 +65,10 @@ def test_build_native_onnxruntime_with_tensorrt(checkpoints, tmp_path):
     assert 'key: "pad_to_multiple_of"\n  value: { string_value: "32" }' in tokenize
 
 
-def test_build_tensorrt_needs_native_runtime(checkpoints, tmp_path):
-    with pytest.raises(ValueError, match="--tensorrt needs the native onnxruntime"):
-        main(["build", str(checkpoints["roberta"]), "--output", str(tmp_path), "--tensorrt"])
+def test_build_tensorrt_needs_native_runtime(checkpoints, tmp_path, capsys):
+    arguments = ["build", str(checkpoints["roberta"]), "--output", str(tmp_path)]
+    assert main([*arguments, "--tensorrt"]) == 2
+    assert "--tensorrt needs --runtime onnxruntime" in capsys.readouterr().err
 
 
 def test_build_rejects_model_id_count_mismatch(checkpoints, tmp_path, capsys):
@@ -86,11 +87,12 @@ def test_build_rejects_model_id_count_mismatch(checkpoints, tmp_path, capsys):
     assert "--model-id once per MODEL" in capsys.readouterr().err
 
 
-def test_build_missing_folder_is_clear(tmp_path):
-    from triton_qa.hub import CheckpointError
-
-    with pytest.raises(CheckpointError, match="not found"):
-        main(["build", str(tmp_path / "absent"), "--output", str(tmp_path / "out")])
+def test_build_missing_folder_is_clear(tmp_path, capsys):
+    code = main(["build", str(tmp_path / "absent"), "--output", str(tmp_path / "out")])
+    assert code == 1
+    error = capsys.readouterr().err
+    assert "absent" in error
+    assert "not found" in error
 
 
 @pytest.mark.parametrize("runtime", ["python", "onnxruntime"])
@@ -116,6 +118,10 @@ def test_generated_configs_parse_as_model_config(checkpoints, tmp_path, runtime)
     assert model.max_batch_size == 16
     assert model.dynamic_batching.max_queue_delay_microseconds >= 0
     if runtime == "onnxruntime":
-        accelerator = model.optimization.execution_accelerators.gpu_execution_accelerator[0]
+        accelerator = (
+            model.optimization.execution_accelerators.gpu_execution_accelerator[0]
+        )
         assert accelerator.name == "tensorrt"
-        assert accelerator.parameters["trt_profile_max_shapes"].startswith("input_ids:16x512")
+        assert accelerator.parameters["trt_profile_max_shapes"].startswith(
+            "input_ids:16x512"
+        )

@@ -56,16 +56,16 @@ def window_spans(
     start[0, 0] = end[0, 0] = 0.0
 
     # Over-fetch, because word alignment can map several spans to one answer.
-    wanted = params.top_k * 2 + 10 if params.align_to_words else params.top_k
+    fetch_count = params.top_k * 2 + 10 if params.align_to_words else params.top_k
     outer = np.matmul(np.expand_dims(start, -1), np.expand_dims(end, 1))
     spans = np.tril(np.triu(outer), params.max_answer_len - 1)
     flat = spans.flatten()
-    if wanted == 1:
+    if fetch_count == 1:
         order = np.asarray([np.argmax(flat)])
-    elif len(flat) < wanted:
+    elif len(flat) < fetch_count:
         order = np.argsort(-flat)
     else:
-        best = np.argpartition(-flat, wanted)[0:wanted]
+        best = np.argpartition(-flat, fetch_count)[0:fetch_count]
         order = best[np.argsort(-flat[best])]
     starts, ends = np.unravel_index(order, spans.shape)[1:]
     # Position 0 always counts as allowed here, as in the pipeline, where the
@@ -86,7 +86,7 @@ def span_chars(
 ) -> tuple[int, int]:
     """Map a token span to character offsets, widening it to whole words if asked.
 
-    `word_ids` holds each context token's word index and -1 elsewhere. As in the
+    `word_ids` contains each context token's word index and -1 elsewhere. As in the
     pipeline, a span whose ends are not in a context word keeps token offsets.
     """
     if align_to_words:
@@ -172,7 +172,7 @@ def finalize_answers(
 ) -> list[dict]:
     """Rank merged candidates and apply the response rules.
 
-    The result is sorted by score, best first, and holds 1 to `top_k` items:
+    The result is sorted by score, best first, and contains 1 to `top_k` items:
     answers trimmed of surrounding whitespace, without zero scores, empty
     texts or repeated spans, plus the null answer `("", 0, 0)` when
     `handle_impossible_answer` is true. If no span survives these rules, the

@@ -155,6 +155,29 @@ class WindowEncoder:
         question_tokens = len(
             self.tokenizer.encode(question, add_special_tokens=False).ids
         )
+        self._check_window_room(question_tokens, window)
+
+        self.tokenizer.enable_truncation(
+            window.max_seq_len,
+            stride=window.doc_stride,
+            strategy="only_second",
+            direction="right",
+        )
+        first = self.tokenizer.encode(question, context)
+        encodings = [first, *first.overflowing]
+        if not any(sequence_id == 1 for sequence_id in first.sequence_ids):
+            raise RequestError(
+                "context",
+                "context contains no tokens that the model can read; send a context "
+                "with words in it",
+            )
+        return encodings
+
+    def _check_window_room(self, question_tokens: int, window: WindowParams) -> None:
+        """Raise `RequestError` unless each window has room for context tokens.
+
+        The Rust tokenizer panics when `doc_stride` is not below that room.
+        """
         if question_tokens == 0:
             raise RequestError(
                 "question",
@@ -174,24 +197,9 @@ class WindowEncoder:
                 "doc_stride",
                 f"doc_stride={window.doc_stride} is too large: with max_seq_len="
                 f"{window.max_seq_len} and a question of {question_tokens} tokens, each "
-                f"window holds {room} context tokens, so doc_stride must be less than "
-                f"{room}",
+                f"window has room for {room} context tokens, so doc_stride must be "
+                f"less than {room}",
             )
-        self.tokenizer.enable_truncation(
-            window.max_seq_len,
-            stride=window.doc_stride,
-            strategy="only_second",
-            direction="right",
-        )
-        first = self.tokenizer.encode(question, context)
-        encodings = [first, *first.overflowing]
-        if not any(sequence_id == 1 for sequence_id in first.sequence_ids):
-            raise RequestError(
-                "context",
-                "context contains no tokens that the model can read; send a context "
-                "with words in it",
-            )
-        return encodings
 
     def window_tensors(
         self,
@@ -206,6 +214,7 @@ class WindowEncoder:
         if pad_to_multiple_of > 1:
             padded = -(-length // pad_to_multiple_of) * pad_to_multiple_of
             length = min(padded, max(length, self.info.model_max_length))
+
         count = len(chosen)
         input_ids = np.full((count, length), self.info.pad_token_id, dtype=np.int64)
         attention_mask = np.zeros((count, length), dtype=np.int64)
@@ -213,6 +222,7 @@ class WindowEncoder:
         offsets = np.zeros((count, length, 2), dtype=np.int32)
         word_ids = np.full((count, length), -1, dtype=np.int32)
         candidate_mask = np.zeros((count, length), dtype=np.int8)
+
         for row, encoding in enumerate(chosen):
             size = len(encoding.ids)
             ids = np.asarray(encoding.ids, dtype=np.int64)
@@ -233,6 +243,7 @@ class WindowEncoder:
             if self.info.cls_token_id is not None:
                 allowed |= ids == self.info.cls_token_id
             candidate_mask[row, :size] = allowed
+
         tensors = {
             protocol.INPUT_IDS: input_ids,
             protocol.ATTENTION_MASK: attention_mask,

@@ -30,7 +30,7 @@ def build_model(
     """Build one model into the repository `output` and return its ensemble folder.
 
     `model` is a local checkpoint folder or a Hugging Face Hub id. A folder
-    that already holds `model.onnx` is used as exported; anything else is
+    that already contains `model.onnx` is used as exported; anything else is
     exported with PyTorch and checked against it.
     """
     from triton_qa.hub import resolve_checkpoint

@@ -32,7 +32,7 @@ from python_backend.models.{module} import TritonPythonModel  # noqa: F401
 
 @dataclass(frozen=True)
 class RepositoryOptions:
-    """How the model step of a generated repository runs.
+    """Runtime and tuning settings of a generated repository.
 
     The defaults were chosen by measurement on a 2-core CPU machine; see
     docs/benchmarks.md.

@@ -1,11 +1,13 @@
 """Start the tritonserver that the `nvidia-pytriton` wheel bundles.
 
 The wheel carries a real tritonserver 2.51 with the Python backend, but no ONNX
-Runtime backend. To run it directly, it needs a backend folder holding the
-Python backend and the stub built for the running Python version, the wheel's
-shared libraries and libpython on `LD_LIBRARY_PATH`, and this virtual
-environment first on `PATH`, because the stub takes its site-packages from the
-first `python3` it finds there (it ignores `PYTHONPATH`).
+Runtime backend. Run directly, tritonserver needs three things:
+
+- a backend folder with the Python backend and the stub built for the running
+  Python version;
+- the wheel's shared libraries and libpython on `LD_LIBRARY_PATH`;
+- this virtual environment first on `PATH`, because the stub takes its
+  site-packages from the first `python3` there and ignores `PYTHONPATH`.
 """
 
 from __future__ import annotations
@@ -142,7 +144,7 @@ class TritonProcess:
         return f"http://{self.host}:{self.ports.http}/v2/health/ready"
 
     def wait_ready(self, timeout_s: float) -> None:
-        """Poll Triton's readiness until it answers 200; fail fast if it exits."""
+        """Poll Triton's readiness until it returns 200; fail fast if it exits."""
         wait_for_http(self.ready_url(), timeout_s, self.process, "tritonserver")
 
     def stop(self, timeout_s: float = 30.0) -> None:

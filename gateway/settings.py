@@ -68,8 +68,8 @@ class Settings(BaseSettings):
         60.0,
         gt=0,
         description="Time limit for one request, from reading the body to the last "
-        "Triton call, in seconds; slower requests get 504 and their Triton calls "
-        "are cancelled.",
+        "Triton call, in seconds. Slower requests get 504, and their chunks not yet "
+        "sent are dropped; chunks already queued in Triton still run to the end.",
     )
     max_in_flight: int = Field(
         64,
@@ -112,6 +112,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Readiness requires a successful canary inference per model "
         "within this many seconds.",
+    )
+    max_chunks_in_flight: int = Field(
+        4,
+        ge=1,
+        description="Window chunks of one long context sent to Triton at once. Each "
+        "chunk carries the whole context, so this bounds the memory of a long "
+        "request and leaves room in Triton's queue for other clients.",
     )
     triton_timeout_s: float = Field(
         5.0,

@@ -51,7 +51,12 @@ class Gateway:
         self.registry = ModelRegistry(
             self._client, settings.default_model, settings.triton_timeout_s
         )
-        self.runner = TritonRunner(self._client, self.metrics, settings.triton_grpc_url)
+        self.runner = TritonRunner(
+            self._client,
+            self.metrics,
+            settings.triton_grpc_url,
+            chunks_in_flight=settings.max_chunks_in_flight,
+        )
         self.health = HealthMonitor(
             self._client,
             self.registry,

@@ -2,8 +2,8 @@
 
 One ensemble call runs at most `window_batch_size` windows of a context. The
 first call reports how many windows the context needs. The remaining chunks
-then run concurrently, and `merge_chunk_results`, the function that the
-postprocessing step uses too, merges their candidates.
+then run a few at a time, and `ChunkMerger`, which shares its merging with the
+postprocessing step, merges their candidates in window order.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import json
 import logging
 import math
 import time
-from collections.abc import Awaitable, Iterable
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
 from typing import Any, NoReturn, TypeVar
 
 import numpy as np
@@ -27,7 +28,7 @@ from gateway.registry import ModelInfo
 from gateway.schemas import QAInput
 from gateway.validation import ParsedRequest
 from python_backend import protocol
-from python_backend.decoding import merge_chunk_results
+from python_backend.decoding import ChunkMerger
 
 logger = logging.getLogger(__name__)
 
@@ -92,10 +93,17 @@ _STEP_ERROR_KINDS = {
 class TritonRunner:
     """Answers question-context pairs with a model's ensemble."""
 
-    def __init__(self, client: Any, metrics: Metrics, triton_url: str) -> None:
+    def __init__(
+        self,
+        client: Any,
+        metrics: Metrics,
+        triton_url: str,
+        chunks_in_flight: int = 4,
+    ) -> None:
         self._client = client
         self._metrics = metrics
         self._triton_url = triton_url
+        self._chunks_in_flight = chunks_in_flight
 
     async def answer(
         self, model: ModelInfo, request: ParsedRequest, timeout_s: float
@@ -126,19 +134,20 @@ class TritonRunner:
             self._metrics.windows.labels(model.model_id).observe(first["num_windows"])
             if "answers" in first:
                 return check_answers(first["answers"], pair.context, model.model_id)
+            merger = ChunkMerger()
+            merger.add(first)
             covered = first["window_start"] + first["window_count"]
             starts = range(covered, first["num_windows"], model.window_batch_size)
-            rest = await gather_or_cancel(
+            chunks = (
                 self._infer(model, pair, request.parameters, start, deadline)
                 for start in starts
             )
+            async for result in in_order_bounded(chunks, self._chunks_in_flight):
+                merger.add(result)
         except GatewayError as error:
             error.pair_index = index
             raise
-        chunks = [first, *rest]
-        answers = merge_chunk_results(
-            chunks, request.top_k, request.handle_impossible_answer
-        )
+        answers = merger.answers(request.top_k, request.handle_impossible_answer)
         return check_answers(answers, pair.context, model.model_id)
 
     async def _infer(
@@ -216,6 +225,29 @@ async def gather_or_cancel(calls: Iterable[Awaitable[T]]) -> list[T]:
         return list(await asyncio.gather(*tasks))
     finally:
         for task in tasks:
+            task.cancel()
+
+
+async def in_order_bounded(
+    calls: Iterator[Awaitable[T]], limit: int
+) -> AsyncIterator[T]:
+    """Yield the results of `calls` in order, running at most `limit` at once.
+
+    A long context needs many chunk calls, and each carries the whole context,
+    so sending them all at once would hold every copy in memory and push other
+    clients' requests to the back of Triton's queue. On a failure the calls
+    still running are cancelled.
+    """
+    pending: deque[asyncio.Future] = deque()
+    try:
+        for call in calls:
+            pending.append(asyncio.ensure_future(call))
+            if len(pending) >= limit:
+                yield await pending.popleft()
+        while pending:
+            yield await pending.popleft()
+    finally:
+        for task in pending:
             task.cancel()
 
 

@@ -184,6 +184,10 @@ def _describe(
     prefix: tuple[str | int, ...],
     item_index: int | None,
 ) -> str:
+    if not error["loc"]:
+        # Pydantic reports some failures, such as a key that is not valid
+        # Unicode, on the object itself rather than on a field.
+        return f"{_format_loc(prefix)} is invalid: {_shorten(error['msg'])}"
     name = error["loc"][0]
     loc = prefix + tuple(error["loc"])
     if item_index is not None:
@@ -245,14 +249,19 @@ def _show(value: Any) -> str:
     """Render a JSON value for a message, shortened, with its JSON type."""
     if value is None:
         return "null"
-    text = _shorten(json.dumps(value, ensure_ascii=False))
+    try:
+        text = _shorten(json.dumps(value, ensure_ascii=False))
+    except RecursionError:
+        # json.loads accepts deeper nesting than json.dumps can write back.
+        text = "a deeply nested value"
     return f"{text} ({_json_type(value)})"
 
 
 def _shorten(text: str) -> str:
+    """Cut text for a message and escape lone surrogates, which UTF-8 cannot encode."""
     if len(text) > _MAX_SHOWN_CHARS:
-        return text[:_MAX_SHOWN_CHARS] + "..."
-    return text
+        text = text[:_MAX_SHOWN_CHARS] + "..."
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _invalid(message: str) -> GatewayError:

@@ -158,15 +158,6 @@ def decode_windows(
     return merger.answers, null_score
 
 
-def merge_candidates(chunks: list[list[dict]]) -> list[dict]:
-    """Merge the candidate lists of consecutive window chunks, in order."""
-    merger = AnswerMerger()
-    for candidates in chunks:
-        for item in candidates:
-            merger.add(item["answer"], item["score"], item["start"], item["end"])
-    return merger.answers
-
-
 def finalize_answers(
     candidates: list[dict], null_score: float, params: DecodeParams
 ) -> list[dict]:
@@ -205,16 +196,53 @@ def finalize_answers(
     return results
 
 
+class ChunkMerger:
+    """Merge the `RESULT` objects of window chunks as they arrive, in window order.
+
+    Only the merged answers are kept, so memory grows with the number of
+    distinct answer texts, not with the number of chunks.
+    """
+
+    def __init__(self) -> None:
+        self._merger = AnswerMerger()
+        self.null_score = NO_NULL_SCORE
+
+    def add(self, result: dict) -> None:
+        for item in result["candidates"]:
+            self._merger.add(item["answer"], item["score"], item["start"], item["end"])
+        self.null_score = min(self.null_score, result["null_score"])
+
+    def answers(self, top_k: int, handle_impossible_answer: bool) -> list[dict]:
+        params = DecodeParams(
+            top_k=top_k, handle_impossible_answer=handle_impossible_answer
+        )
+        return finalize_answers(self._merger.answers, self.null_score, params)
+
+
 def merge_chunk_results(
     results: list[dict], top_k: int, handle_impossible_answer: bool
 ) -> list[dict]:
     """Merge the `RESULT` objects of window chunks, in window order, into answers."""
     if len(results) == 1 and "answers" in results[0]:
         return results[0]["answers"]
-    candidates = merge_candidates([result["candidates"] for result in results])
-    null_score = min(result["null_score"] for result in results)
-    params = DecodeParams(top_k=top_k, handle_impossible_answer=handle_impossible_answer)
-    return finalize_answers(candidates, null_score, params)
+    merger = ChunkMerger()
+    for result in results:
+        merger.add(result)
+    return merger.answers(top_k, handle_impossible_answer)
+
+
+def partial_candidates(candidates: list[dict]) -> list[dict]:
+    """Return the candidates of a chunk that can still reach the final answers.
+
+    Zero-score spans never appear in a response, and most of them start at the
+    CLS token, so their text is the whole context up to the span's end. They
+    are dropped here to keep chunk results small.
+    NOTE: the pipeline keeps them while merging, so when a zero-score span has
+    the same text as a later scored span, the pipeline reports the earlier
+    span's offsets and this service the later one's. Single-chunk requests
+    keep them and match the pipeline exactly.
+    """
+    return [item for item in candidates if item["score"] > 0.0]
 
 
 def _trim(item: dict) -> dict:

@@ -19,6 +19,7 @@ from python_backend.decoding import (
     decode_windows,
     finalize_answers,
     merge_chunk_results,
+    partial_candidates,
 )
 from python_backend.tokenization import (
     TokenizerInfo,
@@ -79,5 +80,7 @@ class LocalAnswerer:
             )
             if len(encodings) <= self.window_batch_size:
                 return finalize_answers(candidates, null_score, params)
-            results.append({"candidates": candidates, "null_score": null_score})
+            results.append(
+                {"candidates": partial_candidates(candidates), "null_score": null_score}
+            )
         return merge_chunk_results(results, params.top_k, params.handle_impossible_answer)

@@ -15,6 +15,7 @@ from triton_qa.tritonserver import (
     TritonPorts,
     TritonProcess,
     stop_process,
+    terminate_with_parent,
     wait_for_http,
 )
 
@@ -55,7 +56,9 @@ class Stack:
         try:
             self.triton.wait_ready(self.options.startup_timeout_s)
             self.gateway = subprocess.Popen(
-                self.gateway_command(), env=self.gateway_env()
+                self.gateway_command(),
+                env=self.gateway_env(),
+                preexec_fn=terminate_with_parent,
             )
             wait_for_http(
                 f"{self.url}/health/ready",

@@ -12,6 +12,7 @@ Runtime backend. Run directly, tritonserver needs three things:
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shutil
@@ -26,6 +27,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
+
+# prctl option from <sys/prctl.h>.
+_PR_SET_PDEATHSIG = 1
+
+
+def terminate_with_parent() -> None:
+    """Ask Linux to send SIGTERM to this process when its parent dies.
+
+    Used as `preexec_fn` so that tritonserver and the gateway stop even when
+    `triton-qa serve` itself is killed with SIGKILL. Elsewhere it does nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class TritonNotFoundError(RuntimeError):
@@ -137,7 +153,11 @@ class TritonProcess:
         logger.info("starting tritonserver on ports %s", self.ports)
         output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
-            command, env=triton_environment(), stdout=output, stderr=subprocess.STDOUT
+            command,
+            env=triton_environment(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            preexec_fn=terminate_with_parent,
         )
 
     def ready_url(self) -> str:

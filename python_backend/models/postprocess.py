@@ -8,7 +8,12 @@ import triton_python_backend_utils as pb_utils
 import numpy as np
 
 from python_backend import protocol
-from python_backend.decoding import DecodeParams, decode_windows, finalize_answers
+from python_backend.decoding import (
+    DecodeParams,
+    decode_windows,
+    finalize_answers,
+    partial_candidates,
+)
 from python_backend.models.common import (
     error_response,
     internal_error_response,
@@ -79,6 +84,6 @@ class TritonPythonModel:
         if window_start == 0 and window_count == num_windows:
             result["answers"] = finalize_answers(candidates, null_score, params)
         else:
-            result["candidates"] = candidates
+            result["candidates"] = partial_candidates(candidates)
             result["null_score"] = null_score
         return result

@@ -11,6 +11,7 @@ import signal
 import time
 
 import httpx
+import psutil
 import pytest
 
 from tests.conftest import BUNDLED_MODEL_ID, free_port
@@ -111,7 +112,11 @@ def test_triton_killed_mid_request_then_recovers(own_triton, tmp_path):
             async with httpx.AsyncClient(base_url=gateway.url, timeout=120) as http:
                 pending = asyncio.create_task(http.post("/", json=long_body()))
                 await asyncio.sleep(0.3)
+                # SIGKILL leaves the Python-backend stubs behind; end them too.
+                stubs = psutil.Process(processes[0].process.pid).children(recursive=True)
                 processes[0].process.send_signal(signal.SIGKILL)
+                for stub in stubs:
+                    stub.kill()
                 return await pending
 
         response = asyncio.run(kill_during_request())

@@ -75,3 +75,41 @@ def test_serve_model_folder_then_stop(checkpoints, tmp_path, stop_signal):
             process.wait()
     assert not _port_open(ports[0]), "the gateway still listens after shutdown"
     assert not _port_open(ports[1]), "tritonserver still listens after shutdown"
+
+
+def test_serve_killed_takes_children_down(tmp_path):
+    """tritonserver and the gateway stop even when serve gets SIGKILL."""
+    import psutil
+
+    ports = [free_port() for _ in range(4)]
+    command = [
+        sys.executable,
+        "-m",
+        "triton_qa.cli",
+        "serve",
+        "--port",
+        str(ports[0]),
+        "--triton-http-port",
+        str(ports[1]),
+        "--triton-grpc-port",
+        str(ports[2]),
+        "--triton-metrics-port",
+        str(ports[3]),
+    ]
+    with open(tmp_path / "serve.log", "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        wait_for_http(f"http://127.0.0.1:{ports[0]}/health/ready", 240, process, "serve")
+        descendants = psutil.Process(process.pid).children(recursive=True)
+        assert len(descendants) >= 2
+        process.kill()
+        process.wait(30)
+        gone, alive = psutil.wait_procs(descendants, timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    for leftover in alive:
+        leftover.kill()
+    assert not alive, [child.name() for child in alive]
+    assert not _port_open(ports[0])
+    assert not _port_open(ports[1])

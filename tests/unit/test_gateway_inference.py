@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 
 import pytest
@@ -143,39 +145,86 @@ async def test_long_context_runs_remaining_chunks():
     assert [a["answer"] for a in response.json()] == ["w9", "w8", "w7"]
 
 
+class RecordingMerger(decoding.ChunkMerger):
+    """A ChunkMerger that records the chunks it merges and how it finalizes."""
+
+    instances: list["RecordingMerger"] = []
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.starts: list[int] = []
+        self.finalized: tuple[int, bool] | None = None
+        RecordingMerger.instances.append(self)
+
+    def add(self, result: dict) -> None:
+        self.starts.append(result["window_start"])
+        super().add(result)
+
+    def answers(self, top_k: int, handle_impossible_answer: bool) -> list[dict]:
+        self.finalized = (top_k, handle_impossible_answer)
+        return super().answers(top_k, handle_impossible_answer)
+
+
 async def test_chunks_are_merged_with_decoding(monkeypatch):
-    merged = []
-
-    def spy(results, top_k, handle_impossible_answer):
-        if context.current().request_id != CANARY_REQUEST_ID:
-            starts = [r["window_start"] for r in results]
-            merged.append((starts, top_k, handle_impossible_answer))
-        return decoding.merge_chunk_results(results, top_k, handle_impossible_answer)
-
-    monkeypatch.setattr(triton, "merge_chunk_results", spy)
+    RecordingMerger.instances = []
+    monkeypatch.setattr(triton, "ChunkMerger", RecordingMerger)
     text = " ".join(f"w{i}" for i in range(20))
     fake = FakeTriton(handler=windowed_handler(num_windows=9))
     body = qa_body(context=text, top_k=2, handle_impossible_answer=True)
     async with running_gateway(fake) as (client, _):
         response = await client.post("/", json=body)
-    assert merged == [([0, 4, 8], 2, True)]
+    merged = [(m.starts, m.finalized) for m in RecordingMerger.instances]
+    assert ([0, 4, 8], (2, True)) in merged
     assert len(response.json()) == 2
 
 
 async def test_merge_uses_defaults_when_unset(monkeypatch):
-    merged = []
-
-    def spy(results, top_k, handle_impossible_answer):
-        if context.current().request_id != CANARY_REQUEST_ID:
-            merged.append((top_k, handle_impossible_answer))
-        return decoding.merge_chunk_results(results, top_k, handle_impossible_answer)
-
-    monkeypatch.setattr(triton, "merge_chunk_results", spy)
+    RecordingMerger.instances = []
+    monkeypatch.setattr(triton, "ChunkMerger", RecordingMerger)
     fake = FakeTriton(handler=windowed_handler(num_windows=5))
     async with running_gateway(fake) as (client, _):
         response = await client.post("/", json=qa_body(context="a b c d e"))
-    assert merged == [(1, False)]
+    assert (1, False) in [m.finalized for m in RecordingMerger.instances]
     assert isinstance(response.json(), dict)
+
+
+async def test_chunk_calls_are_bounded_and_in_order():
+    running = 0
+    peak = 0
+
+    async def call(index: int) -> int:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.01 * (index % 3))
+        running -= 1
+        return index
+
+    results = [
+        result async for result in triton.in_order_bounded((call(i) for i in range(20)), 4)
+    ]
+    assert results == list(range(20))
+    assert peak == 4
+
+
+async def test_chunk_failure_cancels_running_calls():
+    cancelled = []
+
+    async def call(index: int) -> int:
+        if index == 1:
+            raise RuntimeError("chunk failed")
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.append(index)
+            raise
+        return index
+
+    with pytest.raises(RuntimeError, match="chunk failed"):
+        async for _ in triton.in_order_bounded((call(i) for i in range(1, 10)), 3):
+            pass
+    await asyncio.sleep(0)
+    assert cancelled == [2, 3]
 
 
 async def test_context_of_exactly_one_chunk_needs_one_call():

@@ -18,15 +18,15 @@ test: $(TEST_STAMP) $(BUNDLED_ENSEMBLE)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet pip==26.3
 
-$(RUNTIME_STAMP): $(BIN)/python requirements/runtime.txt pyproject.toml
-	$(BIN)/python -m pip install --quiet -r requirements/runtime.txt
+$(RUNTIME_STAMP): $(BIN)/python requirements/runtime.txt requirements/gateway.txt requirements/constraints.txt pyproject.toml
+	$(BIN)/python -m pip install --quiet -r requirements/runtime.txt -c requirements/constraints.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
-$(TEST_STAMP): $(RUNTIME_STAMP) requirements/test.txt
-	$(BIN)/python -m pip install --quiet -r requirements/test.txt
+$(TEST_STAMP): $(RUNTIME_STAMP) requirements/test.txt requirements/constraints.txt
+	$(BIN)/python -m pip install --quiet -r requirements/test.txt -c requirements/constraints.txt
 	touch $@
 
 # The bundled repository is committed; this rebuilds it if it is missing,

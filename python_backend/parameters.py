@@ -43,10 +43,13 @@ def parse_parameters(raw: str | None) -> dict[str, Any]:
             continue
         value = values[name]
         if isinstance(value, bool) or not isinstance(value, int):
-            raise RequestError(name, f"{name}={value!r} is invalid; it must be an integer")
+            raise RequestError(
+                name, f"{name}={value!r} is invalid; it must be an integer"
+            )
         if value < _MINIMUMS[name]:
             raise RequestError(
-                name, f"{name}={value} is invalid; it must be at least {_MINIMUMS[name]}"
+                name,
+                f"{name}={value} is invalid; it must be at least {_MINIMUMS[name]}",
             )
         parsed[name] = value
     for name in protocol.BOOL_PARAMETERS:
@@ -54,6 +57,8 @@ def parse_parameters(raw: str | None) -> dict[str, Any]:
             continue
         value = values[name]
         if not isinstance(value, bool):
-            raise RequestError(name, f"{name}={value!r} is invalid; it must be a boolean")
+            raise RequestError(
+                name, f"{name}={value!r} is invalid; it must be a boolean"
+            )
         parsed[name] = value
     return parsed

@@ -26,7 +26,13 @@ END_LOGITS = "end_logits"
 # API parameters, with the defaults of the transformers 4.x question-answering
 # pipeline. `max_seq_len` defaults to min(model_max_length, 384) and
 # `doc_stride` to min(max_seq_len // 2, 128), so both are resolved per model.
-INT_PARAMETERS = ("top_k", "doc_stride", "max_answer_len", "max_seq_len", "max_question_len")
+INT_PARAMETERS = (
+    "top_k",
+    "doc_stride",
+    "max_answer_len",
+    "max_seq_len",
+    "max_question_len",
+)
 BOOL_PARAMETERS = ("handle_impossible_answer", "align_to_words")
 API_PARAMETERS = INT_PARAMETERS + BOOL_PARAMETERS
 DEFAULTS = {

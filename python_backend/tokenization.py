@@ -58,7 +58,9 @@ class TokenizerInfo:
     type_vocab_size: int = 0
 
 
-def resolve_window_params(params: dict[str, Any], model_max_length: int) -> WindowParams:
+def resolve_window_params(
+    params: dict[str, Any], model_max_length: int
+) -> WindowParams:
     """Apply the pipeline's defaults and range checks to the window parameters."""
     max_seq_len = params.get("max_seq_len")
     if max_seq_len is None:
@@ -71,7 +73,8 @@ def resolve_window_params(params: dict[str, Any], model_max_length: int) -> Wind
         )
     elif max_seq_len < 1:
         raise RequestError(
-            "max_seq_len", f"max_seq_len={max_seq_len} is invalid; it must be at least 1"
+            "max_seq_len",
+            f"max_seq_len={max_seq_len} is invalid; it must be at least 1",
         )
     doc_stride = params.get("doc_stride")
     if doc_stride is None:
@@ -80,7 +83,9 @@ def resolve_window_params(params: dict[str, Any], model_max_length: int) -> Wind
         raise RequestError(
             "doc_stride", f"doc_stride={doc_stride} is invalid; it must be at least 0"
         )
-    max_question_len = params.get("max_question_len", protocol.DEFAULTS["max_question_len"])
+    max_question_len = params.get(
+        "max_question_len", protocol.DEFAULTS["max_question_len"]
+    )
     if max_question_len < 1:
         raise RequestError(
             "max_question_len",
@@ -106,7 +111,7 @@ class WindowEncoder:
         self._cache_size = cache_size
 
     @classmethod
-    def from_files(cls, tokenizer_path: Path, info: TokenizerInfo) -> "WindowEncoder":
+    def from_files(cls, tokenizer_path: Path, info: TokenizerInfo) -> WindowEncoder:
         return cls(Tokenizer.from_file(str(tokenizer_path)), info)
 
     def truncate_question(self, question: str, max_question_len: int) -> str:
@@ -133,7 +138,9 @@ class WindowEncoder:
             f"its first character alone takes more tokens; raise max_question_len",
         )
 
-    def encode(self, question: str, context: str, window: WindowParams) -> list[Encoding]:
+    def encode(
+        self, question: str, context: str, window: WindowParams
+    ) -> list[Encoding]:
         """Return the windows of a question and context pair, in context order."""
         key = (question, context, window)
         cached = self._cache.get(key)

@@ -173,9 +173,11 @@ def model_config(name: str, info: TokenizerInfo, options: RepositoryOptions) -> 
         f"max_batch_size: {options.window_batch_size}",
         _tensors("input", inputs),
         _tensors("output", outputs),
-        "dynamic_batching {\n"
-        f"  max_queue_delay_microseconds: {options.max_queue_delay_us}\n"
-        "}",
+        (
+            "dynamic_batching {\n"
+            f"  max_queue_delay_microseconds: {options.max_queue_delay_us}\n"
+            "}"
+        ),
     ]
     if options.runtime == "python":
         lines.append(_instances(options.model_instances, "KIND_CPU"))
@@ -218,7 +220,9 @@ def _tensorrt_optimization(info: TokenizerInfo, options: RepositoryOptions) -> s
         "trt_engine_cache_path": "/tmp/triton-qa-trt-cache",
         "trt_profile_min_shapes": shapes(1, 1),
         "trt_profile_opt_shapes": shapes(options.window_batch_size, typical_length),
-        "trt_profile_max_shapes": shapes(options.window_batch_size, info.model_max_length),
+        "trt_profile_max_shapes": shapes(
+            options.window_batch_size, info.model_max_length
+        ),
     }
     entries = "\n".join(
         f'        parameters {{ key: "{key}" value: "{value}" }}'

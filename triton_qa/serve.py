@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from triton_qa.tritonserver import (
@@ -27,7 +27,7 @@ class ServeOptions:
     model_repository: Path
     host: str = "127.0.0.1"
     port: int = 8080
-    triton_ports: TritonPorts = TritonPorts()
+    triton_ports: TritonPorts = field(default_factory=TritonPorts)
     cache_dir: Path = Path(".cache/triton-qa")
     triton_log: Path | None = None
     startup_timeout_s: float = 300.0
@@ -58,7 +58,7 @@ class Stack:
             self.gateway = subprocess.Popen(
                 self.gateway_command(),
                 env=self.gateway_env(),
-                preexec_fn=terminate_with_parent,
+                preexec_fn=terminate_with_parent,  # noqa: PLW1509 - one libc call
             )
             wait_for_http(
                 f"{self.url}/health/ready",

@@ -12,6 +12,7 @@ Runtime backend. Run directly, tritonserver needs three things:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -32,16 +33,18 @@ logger = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 
 
+# Loaded here, in the parent, so that the forked child only makes one call.
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
 def terminate_with_parent() -> None:
     """Ask Linux to send SIGTERM to this process when its parent dies.
 
     Used as `preexec_fn` so that tritonserver and the gateway stop even when
     `triton-qa serve` itself is killed with SIGKILL. Elsewhere it does nothing.
     """
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class TritonNotFoundError(RuntimeError):
@@ -151,14 +154,17 @@ class TritonProcess:
             self.model_repository, self.ports, self.cache_dir, self.host
         )
         logger.info("starting tritonserver on ports %s", self.ports)
-        output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(
-            command,
-            env=triton_environment(),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            preexec_fn=terminate_with_parent,
-        )
+        with contextlib.ExitStack() as files:
+            output = subprocess.DEVNULL
+            if self.log_path:
+                output = files.enter_context(open(self.log_path, "ab"))
+            self.process = subprocess.Popen(
+                command,
+                env=triton_environment(),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                preexec_fn=terminate_with_parent,  # noqa: PLW1509 - one libc call
+            )
 
     def ready_url(self) -> str:
         return f"http://{self.host}:{self.ports.http}/v2/health/ready"

@@ -15,7 +15,8 @@ def model_parameters(args: dict) -> dict[str, str]:
     """Return the `parameters` of a model's config.pbtxt as plain strings."""
     config = json.loads(args["model_config"])
     return {
-        key: value["string_value"] for key, value in config.get("parameters", {}).items()
+        key: value["string_value"]
+        for key, value in config.get("parameters", {}).items()
     }
 
 
@@ -39,7 +40,9 @@ def read_text(request, name: str) -> str:
         try:
             return value.decode("utf-8")
         except UnicodeDecodeError as error:
-            raise RequestError(name.lower(), f"{name.lower()} is not valid UTF-8: {error}")
+            raise RequestError(
+                name.lower(), f"{name.lower()} is not valid UTF-8: {error}"
+            )
     return str(value)
 
 
@@ -50,7 +53,7 @@ def read_array(request, name: str) -> np.ndarray:
     return tensor.as_numpy()
 
 
-def error_response(error: RequestError) -> "pb_utils.InferenceResponse":
+def error_response(error: RequestError) -> pb_utils.InferenceResponse:
     return pb_utils.InferenceResponse(
         error=pb_utils.TritonError(
             error.to_triton_message(), pb_utils.TritonError.INVALID_ARG
@@ -58,7 +61,7 @@ def error_response(error: RequestError) -> "pb_utils.InferenceResponse":
     )
 
 
-def internal_error_response(message: str) -> "pb_utils.InferenceResponse":
+def internal_error_response(message: str) -> pb_utils.InferenceResponse:
     return pb_utils.InferenceResponse(
         error=pb_utils.TritonError(message, pb_utils.TritonError.INTERNAL)
     )

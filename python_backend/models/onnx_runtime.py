@@ -78,11 +78,14 @@ class TritonPythonModel:
         shapes = {array.shape for array in arrays.values()}
         if len(shapes) != 1 or len(next(iter(shapes))) != 2:
             raise RequestError(
-                "inputs", f"inputs must be 2-D arrays of one shape, got {sorted(shapes)}"
+                "inputs",
+                f"inputs must be 2-D arrays of one shape, got {sorted(shapes)}",
             )
         rows, width = next(iter(shapes))
         if rows == 0 or width == 0:
-            raise RequestError("inputs", f"inputs must not be empty, got {rows}x{width}")
+            raise RequestError(
+                "inputs", f"inputs must not be empty, got {rows}x{width}"
+            )
         if self.model_max_length and width > self.model_max_length:
             raise RequestError(
                 "inputs",
@@ -114,7 +117,9 @@ class TritonPythonModel:
         except Exception as error:  # noqa: BLE001 - reported per request below
             self.logger.log_error(f"ONNX Runtime failed: {error}")
             for index, _ in batches:
-                responses[index] = internal_error_response(f"model step failed: {error}")
+                responses[index] = internal_error_response(
+                    f"model step failed: {error}"
+                )
             return
         row = 0
         for index, arrays in batches:
@@ -148,5 +153,6 @@ def _check_range(arrays: dict[str, np.ndarray], name: str, limit: int) -> None:
         return
     if array.min() < 0 or array.max() >= limit:
         raise RequestError(
-            name, f"{name} values must be from 0 to {limit - 1}, got {array.min()} to {array.max()}"
+            name,
+            f"{name} values must be from 0 to {limit - 1}, got {array.min()} to {array.max()}",
         )

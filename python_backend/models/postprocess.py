@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-import triton_python_backend_utils as pb_utils
 import numpy as np
+import triton_python_backend_utils as pb_utils
 
 from python_backend import protocol
 from python_backend.decoding import (
@@ -33,7 +33,7 @@ class TritonPythonModel:
     def execute(self, requests: list) -> list:
         return [self._respond(request) for request in requests]
 
-    def _respond(self, request) -> "pb_utils.InferenceResponse":
+    def _respond(self, request) -> pb_utils.InferenceResponse:
         try:
             result = self._decode(request)
             text = json.dumps(result, ensure_ascii=False, allow_nan=False)
@@ -55,7 +55,8 @@ class TritonPythonModel:
                 "max_answer_len", protocol.DEFAULTS["max_answer_len"]
             ),
             handle_impossible_answer=parameters.get(
-                "handle_impossible_answer", protocol.DEFAULTS["handle_impossible_answer"]
+                "handle_impossible_answer",
+                protocol.DEFAULTS["handle_impossible_answer"],
             ),
             align_to_words=parameters.get(
                 "align_to_words", protocol.DEFAULTS["align_to_words"]

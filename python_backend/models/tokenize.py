@@ -58,15 +58,17 @@ class TritonPythonModel:
     def execute(self, requests: list) -> list:
         return [self._respond(request) for request in requests]
 
-    def _respond(self, request) -> "pb_utils.InferenceResponse":
+    def _respond(self, request) -> pb_utils.InferenceResponse:
         try:
             tensors = self._tokenize(request)
         except RequestError as error:
             return error_response(error)
-        except BaseException as error:  # noqa: B036
+        except BaseException as error:  # noqa: BLE001
             # The Rust tokenizer reports some failures as a panic, which is a
             # BaseException; one bad request must not take the stub down.
-            self.logger.log_error(f"tokenization failed: {type(error).__name__}: {error}")
+            self.logger.log_error(
+                f"tokenization failed: {type(error).__name__}: {error}"
+            )
             return internal_error_response(f"tokenization failed: {error}")
         return pb_utils.InferenceResponse(
             output_tensors=[
@@ -87,7 +89,10 @@ class TritonPythonModel:
         window = resolve_window_params(parameters, self.encoder.info.model_max_length)
         encodings = self.encoder.encode(question, context, window)
         start = parameters.get("window_start", 0)
-        limit = min(parameters.get("window_limit", self.window_batch_size), self.window_batch_size)
+        limit = min(
+            parameters.get("window_limit", self.window_batch_size),
+            self.window_batch_size,
+        )
         if start >= len(encodings):
             raise RequestError(
                 "window_start",

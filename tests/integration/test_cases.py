@@ -169,7 +169,21 @@ def test_companions_batched_together(family, name, stack, references):
 
 def test_thirty_thousand_word_context(stack, client, references):
     """The model step's batch limit is a chunk size, not a context-length limit."""
-    words = "The ferry captain was Ilse Marwick and the harbour stayed open every winter".split()
+    words = [
+        "The",
+        "ferry",
+        "captain",
+        "was",
+        "Ilse",
+        "Marwick",
+        "and",
+        "the",
+        "harbour",
+        "stayed",
+        "open",
+        "every",
+        "winter",
+    ]
     context = " ".join(words[index % len(words)] for index in range(30_000))
     body = {
         "inputs": {"question": "Who was the ferry captain?", "context": context},

@@ -113,7 +113,9 @@ def test_triton_killed_mid_request_then_recovers(own_triton, tmp_path):
                 pending = asyncio.create_task(http.post("/", json=long_body()))
                 await asyncio.sleep(0.3)
                 # SIGKILL leaves the Python-backend stubs behind; end them too.
-                stubs = psutil.Process(processes[0].process.pid).children(recursive=True)
+                stubs = psutil.Process(processes[0].process.pid).children(
+                    recursive=True
+                )
                 processes[0].process.send_signal(signal.SIGKILL)
                 for stub in stubs:
                     stub.kill()

@@ -97,14 +97,18 @@ def test_serve_killed_takes_children_down(tmp_path):
         str(ports[3]),
     ]
     with open(tmp_path / "serve.log", "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+        )
     try:
-        wait_for_http(f"http://127.0.0.1:{ports[0]}/health/ready", 240, process, "serve")
+        wait_for_http(
+            f"http://127.0.0.1:{ports[0]}/health/ready", 240, process, "serve"
+        )
         descendants = psutil.Process(process.pid).children(recursive=True)
         assert len(descendants) >= 2
         process.kill()
         process.wait(30)
-        gone, alive = psutil.wait_procs(descendants, timeout=60)
+        _, alive = psutil.wait_procs(descendants, timeout=60)
     finally:
         if process.poll() is None:
             process.kill()

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-
 import json
+from typing import ClassVar
 
 import pytest
 
-from gateway import context, triton
-from gateway.health import CANARY_REQUEST_ID
+from gateway import triton
 from python_backend import decoding
 from tests.unit.gateway_fakes import (  # noqa: F401
     FakeModel,
@@ -148,7 +147,7 @@ async def test_long_context_runs_remaining_chunks():
 class RecordingMerger(decoding.ChunkMerger):
     """A ChunkMerger that records the chunks it merges and how it finalizes."""
 
-    instances: list["RecordingMerger"] = []
+    instances: ClassVar[list[RecordingMerger]] = []
 
     def __init__(self) -> None:
         super().__init__()
@@ -201,7 +200,8 @@ async def test_chunk_calls_are_bounded_and_in_order():
         return index
 
     results = [
-        result async for result in triton.in_order_bounded((call(i) for i in range(20)), 4)
+        result
+        async for result in triton.in_order_bounded((call(i) for i in range(20)), 4)
     ]
     assert results == list(range(20))
     assert peak == 4

@@ -142,7 +142,7 @@ async def test_loading_model_is_503_with_retry_after():
 
 async def test_not_ready_answers_are_paced_and_cheap():
     fake = FakeTriton(reachable=False)
-    async with running_gateway(fake, not_ready_delay_s=0.2) as (client, gateway):
+    async with running_gateway(fake, not_ready_delay_s=0.2) as (client, _):
         started = time.monotonic()
         responses = await asyncio.gather(
             *(client.post("/", json=qa_body()) for _ in range(100))

@@ -88,7 +88,9 @@ def test_startup_log_with_all_defaults(caplog):
 def test_configuration_doc_is_up_to_date():
     text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     match = re.search(
-        r"<!-- settings-table:start -->\n(.*)<!-- settings-table:end -->", text, re.S
+        r"<!-- settings-table:start -->\n(.*)<!-- settings-table:end -->",
+        text,
+        re.DOTALL,
     )
     assert match is not None
     assert match.group(1) == configuration_table()

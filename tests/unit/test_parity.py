@@ -44,11 +44,10 @@ def answerers(checkpoints) -> dict[str, LocalAnswerer]:
 def _single_pair_cases():
     for name, case in load_cases():
         inputs = case["request"]["inputs"]
-        if isinstance(inputs.get("question"), str) and isinstance(
-            inputs.get("context"), str
-        ):
-            if inputs["question"].strip() and inputs["context"].strip():
-                yield name, case["request"]
+        question, context = inputs.get("question"), inputs.get("context")
+        texts = isinstance(question, str) and isinstance(context, str)
+        if texts and question.strip() and context.strip():
+            yield name, case["request"]
 
 
 CASES = list(_single_pair_cases())
@@ -61,7 +60,9 @@ def _compare(answerer, pipeline, question, context, parameters):
     except RequestError as error:
         # The service rejects a stride that leaves no room in a window even
         # when the context is short enough for the pipeline to answer.
-        assert error.field in ("doc_stride", "max_seq_len", "max_question_len"), error.message
+        assert error.field in ("doc_stride", "max_seq_len", "max_question_len"), (
+            error.message
+        )
         return
     assert_contract_items(actual, context, top_k)
     # max_question_len is honoured by the service and ignored by the pipeline,
@@ -133,7 +134,7 @@ def test_chunked_equals_unchunked(family, answerers, checkpoints):
         CACHE_DIR / "onnx" / f"{family}-seed0.onnx",
         window_batch_size=512,
     )
-    name, request_body = next((n, r) for n, r in CASES if n.startswith("032"))
+    request_body = next(body for name, body in CASES if name.startswith("032"))
     inputs = request_body["inputs"]
     parameters = request_body["parameters"]
     chunked = answerer.answer(inputs["question"], inputs["context"], parameters)
@@ -146,8 +147,32 @@ def test_chunked_equals_unchunked(family, answerers, checkpoints):
 
 
 WORDS = st.sampled_from(
-    "the harbour library opened in 1901 river Edda Vossberg pilot kept room "
-    "北京 首都 Zoë café 🎉 ไทย नई , . ? ! -".split()
+    [
+        "the",
+        "harbour",
+        "library",
+        "opened",
+        "in",
+        "1901",
+        "river",
+        "Edda",
+        "Vossberg",
+        "pilot",
+        "kept",
+        "room",
+        "北京",
+        "首都",
+        "Zoë",
+        "café",
+        "🎉",
+        "ไทย",
+        "नई",
+        ",",
+        ".",
+        "?",
+        "!",
+        "-",
+    ]
 )
 TEXT = st.lists(WORDS, min_size=1, max_size=120).map(" ".join)
 SEPARATORS = st.sampled_from([" ", "  ", "\n", "\t", " \u00a0"])
@@ -188,6 +213,8 @@ def test_generated_requests_match_pipeline(family, generated, answerers, pipelin
 def test_question_cut_inside_character_rejected(answerers):
     """An emoji is four byte-level tokens, so one token cannot hold any prefix."""
     with pytest.raises(RequestError) as raised:
-        answerers["roberta"].answer("🎉 who?", "Alice ran the mill.", {"max_question_len": 1})
+        answerers["roberta"].answer(
+            "🎉 who?", "Alice ran the mill.", {"max_question_len": 1}
+        )
     assert raised.value.field == "max_question_len"
     assert "max_question_len=1" in raised.value.message

@@ -96,7 +96,11 @@ class HealthMonitor:
             return ["no model is served yet"]
         now = time.monotonic()
         problems = []
-        for model_id, health in sorted(self._models.items()):
+        # Models the registry found after the last health check have no
+        # entry yet, and they count as not ready until their first canary.
+        for info in self._registry.models:
+            model_id = info.model_id
+            health = self._models.get(model_id, ModelHealth())
             problems += [
                 f"model {model_id}: step {step} is not ready"
                 for step, ready in sorted(health.steps_ready.items())

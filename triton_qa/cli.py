@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -112,11 +113,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         help="a Hub id or checkpoint folder to build into a temporary repository first",
     )
-    serve.add_argument("--host", default="127.0.0.1", help="gateway bind address")
-    serve.add_argument("--port", type=int, default=8080, help="gateway port")
-    serve.add_argument("--triton-http-port", type=int, default=8000)
-    serve.add_argument("--triton-grpc-port", type=int, default=8001)
-    serve.add_argument("--triton-metrics-port", type=int, default=8002)
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="gateway bind address (default: 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=8080, help="gateway port (default: 8080)"
+    )
+    serve.add_argument(
+        "--triton-http-port",
+        type=int,
+        default=8000,
+        help="tritonserver HTTP port, on 127.0.0.1 (default: 8000)",
+    )
+    serve.add_argument(
+        "--triton-grpc-port",
+        type=int,
+        default=8001,
+        help="tritonserver gRPC port, on 127.0.0.1 (default: 8001)",
+    )
+    serve.add_argument(
+        "--triton-metrics-port",
+        type=int,
+        default=8002,
+        help="tritonserver metrics port, on 127.0.0.1 (default: 8002)",
+    )
     serve.add_argument(
         "--triton-log", type=Path, help="append tritonserver's output to this file"
     )
@@ -172,16 +192,36 @@ def run_build(args: argparse.Namespace) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     from triton_qa.build import BUNDLED_REPOSITORY, build_model
+    from triton_qa.export import ExportError
+    from triton_qa.hub import CheckpointError
     from triton_qa.serve import ServeOptions, serve
 
     ports = TritonPorts(
         args.triton_http_port, args.triton_grpc_port, args.triton_metrics_port
     )
+    busy = busy_ports(
+        [(args.host, args.port, "--port")]
+        + [
+            ("127.0.0.1", port, flag)
+            for port, flag in (
+                (ports.http, "--triton-http-port"),
+                (ports.grpc, "--triton-grpc-port"),
+                (ports.metrics, "--triton-metrics-port"),
+            )
+        ]
+    )
+    if busy:
+        print(f"triton-qa serve: {busy}", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="triton-qa-serve-") as work_dir:
         repository = args.model_repository or BUNDLED_REPOSITORY
         if args.model:
             repository = Path(work_dir) / "model_repository"
-            build_model(args.model, repository, RepositoryOptions())
+            try:
+                build_model(args.model, repository, RepositoryOptions())
+            except (CheckpointError, ExportError) as error:
+                print(f"triton-qa serve: {args.model}: {error}", file=sys.stderr)
+                return 1
         if not repository.is_dir():
             print(
                 f"triton-qa serve: model repository {repository} not found; build one "
@@ -196,7 +236,27 @@ def run_serve(args: argparse.Namespace) -> int:
             triton_ports=ports,
             triton_log=args.triton_log,
         )
-        return serve(options)
+        try:
+            return serve(options)
+        except (RuntimeError, TimeoutError) as error:
+            print(
+                f"triton-qa serve: failed to start: {error}; see the log above",
+                file=sys.stderr,
+            )
+            return 1
+
+
+def busy_ports(endpoints: list[tuple[str, int, str]]) -> str:
+    """Return a message naming the first port already in use, or an empty string."""
+    for host, port, flag in endpoints:
+        with socket.socket() as sock:
+            # Like the servers, ignore connections still in TIME_WAIT.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                return f"port {port} is already in use; pick another with {flag}"
+    return ""
 
 
 def run_bench(args: argparse.Namespace) -> int:

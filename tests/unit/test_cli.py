@@ -125,3 +125,40 @@ def test_generated_configs_parse_as_model_config(checkpoints, tmp_path, runtime)
         assert accelerator.parameters["trt_profile_max_shapes"].startswith(
             "input_ids:16x512"
         )
+
+
+def test_serve_rejects_port_in_use(capsys):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        code = main(["serve", "--port", str(port)])
+    assert code == 2
+    assert f"port {port} is already in use; pick another with --port" in (
+        capsys.readouterr().err
+    )
+
+
+def test_serve_reports_missing_checkpoint(tmp_path, capsys):
+    from tests.conftest import free_port
+
+    ports = [str(free_port()) for _ in range(4)]
+    code = main(
+        [
+            "serve",
+            "--model",
+            str(tmp_path / "absent"),
+            "--port",
+            ports[0],
+            "--triton-http-port",
+            ports[1],
+            "--triton-grpc-port",
+            ports[2],
+            "--triton-metrics-port",
+            ports[3],
+        ]
+    )
+    assert code == 1
+    assert "not found" in capsys.readouterr().err

@@ -132,3 +132,25 @@ async def test_in_flight_gauge_counts_running_requests():
         during = (await client.get("/metrics")).text
         await running
     assert "triton_qa_requests_in_flight 1.0" in during
+
+
+def test_model_found_after_health_check_is_not_ready():
+    """A model the registry found after the last health check has no canary yet."""
+    from gateway.health import HealthMonitor
+
+    monitor = HealthMonitor.__new__(HealthMonitor)
+    monitor._triton_error = None
+    monitor._models = {}
+    monitor._canary_max_age_s = 35.0
+    monitor._registry = _RegistryWithOneModel()
+    assert monitor.problems() == ["model acme/qa: no canary inference has run yet"]
+
+
+class _RegistryWithOneModel:
+    discovered = True
+
+    @property
+    def models(self):
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(model_id="acme/qa")]

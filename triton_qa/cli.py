@@ -17,8 +17,13 @@ logger = logging.getLogger("triton_qa")
 
 
 def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["bench"]:
+        # The benchmark parses its own options; argparse's REMAINDER would
+        # reject one that comes first.
+        return run_bench_arguments(arguments[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     logging.basicConfig(
         level=os.environ.get("TRITON_QA_LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -260,9 +265,13 @@ def busy_ports(endpoints: list[tuple[str, int, str]]) -> str:
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    return run_bench_arguments(args.bench_args)
+
+
+def run_bench_arguments(arguments: list[str]) -> int:
     from triton_qa.bench import main as bench_main
 
-    return bench_main(args.bench_args)
+    return bench_main(arguments)
 
 
 if __name__ == "__main__":

@@ -8,13 +8,18 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 TEST_STAMP := $(VENV)/.test-installed
 BUNDLED_ENSEMBLE := model_repository/triton-qa--tiny-random-roberta-qa
 
-.PHONY: serve test lint model_repository clean
+.PHONY: serve test bench model_repository clean
 
 serve: $(RUNTIME_STAMP) $(BUNDLED_ENSEMBLE)
 	$(BIN)/triton-qa serve $(SERVE_ARGS)
 
 test: $(TEST_STAMP) $(BUNDLED_ENSEMBLE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The benchmark compares with the transformers pipeline, so it needs the test
+# requirements too. BENCH_ARGS="--quick" gives a one-minute run.
+bench: $(TEST_STAMP) $(BUNDLED_ENSEMBLE)
+	$(BIN)/triton-qa bench $(BENCH_ARGS)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -23,25 +23,24 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def serve_command(ports: list[int], *extra: str) -> list[str]:
+    """Return `triton-qa serve` on the gateway and three Triton ports given."""
+    flags = [
+        "--port",
+        "--triton-http-port",
+        "--triton-grpc-port",
+        "--triton-metrics-port",
+    ]
+    command = [sys.executable, "-m", "triton_qa.cli", "serve", *extra]
+    for flag, port in zip(flags, ports):
+        command += [flag, str(port)]
+    return command
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_serve_model_folder_then_stop(checkpoints, tmp_path, stop_signal):
     ports = [free_port() for _ in range(4)]
-    command = [
-        sys.executable,
-        "-m",
-        "triton_qa.cli",
-        "serve",
-        "--model",
-        str(checkpoints["distilbert"]),
-        "--port",
-        str(ports[0]),
-        "--triton-http-port",
-        str(ports[1]),
-        "--triton-grpc-port",
-        str(ports[2]),
-        "--triton-metrics-port",
-        str(ports[3]),
-    ]
+    command = serve_command(ports, "--model", str(checkpoints["distilbert"]))
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -82,20 +81,7 @@ def test_serve_killed_takes_children_down(tmp_path):
     import psutil
 
     ports = [free_port() for _ in range(4)]
-    command = [
-        sys.executable,
-        "-m",
-        "triton_qa.cli",
-        "serve",
-        "--port",
-        str(ports[0]),
-        "--triton-http-port",
-        str(ports[1]),
-        "--triton-grpc-port",
-        str(ports[2]),
-        "--triton-metrics-port",
-        str(ports[3]),
-    ]
+    command = serve_command(ports)
     with open(tmp_path / "serve.log", "wb") as log:
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT

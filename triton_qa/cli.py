@@ -93,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="ONNX Runtime intra-op threads per instance (python runtime)",
     )
     build.add_argument(
+        "--rows-per-run",
+        type=int,
+        default=RepositoryOptions.rows_per_run,
+        help="windows per ONNX Runtime call in the python runtime's model step; "
+        "0 runs each dynamic batch in one call (default: 1, fastest on CPUs)",
+    )
+    build.add_argument(
         "--pad-to-multiple-of",
         type=int,
         default=None,
@@ -173,6 +180,7 @@ def run_build(args: argparse.Namespace) -> int:
         max_queue_delay_us=args.max_queue_delay_us,
         model_instances=args.model_instances,
         intra_op_threads=args.intra_op_threads,
+        rows_per_run=args.rows_per_run,
         pad_to_multiple_of=pad,
     )
     if args.tensorrt and args.runtime != "onnxruntime":

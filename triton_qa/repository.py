@@ -53,6 +53,10 @@ class RepositoryOptions:
     # The Python model step runs windows whose lengths differ by more than
     # this fraction in separate ONNX Runtime calls, to avoid padding work.
     max_length_growth: float = 0.25
+    # Windows per ONNX Runtime call in the Python model step (0: the whole
+    # batch). On a 2-core CPU single windows ran 7 to 15 % faster per window
+    # than batches of 4 or 8 (docs/benchmarks.md).
+    rows_per_run: int = 1
     tokenizer_instances: int = 1
     postprocess_instances: int = 1
     extra: dict = field(default_factory=dict)
@@ -192,6 +196,7 @@ def model_config(name: str, info: TokenizerInfo, options: RepositoryOptions) -> 
                     "vocab_size": info.vocab_size,
                     "type_vocab_size": info.type_vocab_size,
                     "max_length_growth": options.max_length_growth,
+                    "rows_per_run": options.rows_per_run,
                 }
             )
         )

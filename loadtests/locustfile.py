@@ -200,7 +200,7 @@ class QuestionAnsweringUser(FastHttpUser):
             self._report_stages(response.headers.get("Server-Timing", ""))
 
     def _report_stages(self, header: str) -> None:
-        for stage, milliseconds in parse_server_timing(header).items():
+        for stage, milliseconds in workload.parse_server_timing(header).items():
             self.environment.events.request.fire(
                 request_type=STAGE_REQUEST_TYPE,
                 name=stage,
@@ -224,21 +224,6 @@ def _pacing(options):
     if options.qa_arrival == "constant-pacing":
         return constant_pacing(1.0 / per_user)
     return constant_throughput(per_user)
-
-
-def parse_server_timing(header: str) -> dict[str, float]:
-    """Return the `dur` of each entry of a Server-Timing header, in milliseconds."""
-    stages = {}
-    for entry in header.split(","):
-        name, _, rest = entry.strip().partition(";")
-        for parameter in rest.split(";"):
-            key, _, value = parameter.strip().partition("=")
-            if name and key == "dur":
-                try:
-                    stages[name] = float(value)
-                except ValueError:
-                    continue
-    return stages
 
 
 def _answer_problem(

@@ -219,3 +219,18 @@ def invalid_requests(pair: Pair) -> list[InvalidRequest]:
             422,
         ),
     ]
+
+
+def parse_server_timing(header: str) -> dict[str, float]:
+    """Return the `dur` of each entry of a Server-Timing header, in milliseconds."""
+    stages = {}
+    for entry in header.split(","):
+        name, _, rest = entry.strip().partition(";")
+        for parameter in rest.split(";"):
+            key, _, value = parameter.strip().partition("=")
+            if name and key == "dur":
+                try:
+                    stages[name] = float(value)
+                except ValueError:
+                    continue
+    return stages

@@ -27,7 +27,7 @@ from python_backend import protocol
 from python_backend.decoding import merge_chunk_results
 from triton_qa.bench.artifacts import ModelArtifacts
 from triton_qa.bench.timing import Budget, Measurement, run_concurrent
-from triton_qa.bench.workloads import Request, Workload
+from triton_qa.bench.workloads import Request, Workload, load_generator
 
 logger = logging.getLogger(__name__)
 
@@ -104,18 +104,12 @@ def started_stack(artifacts: ModelArtifacts, log_dir: Path) -> Iterator[Endpoint
 
 
 def parse_server_timing(header: str) -> dict[str, float]:
-    """Return the durations of a Server-Timing header, in milliseconds."""
-    stages = {}
-    for entry in header.split(","):
-        name, _, rest = entry.strip().partition(";")
-        for parameter in rest.split(";"):
-            key, _, value = parameter.strip().partition("=")
-            if key == "dur" and name:
-                try:
-                    stages[name] = float(value)
-                except ValueError:
-                    continue
-    return stages
+    """Return the durations of a Server-Timing header, in milliseconds.
+
+    The Locust file parses the gateway's header the same way, so both use
+    the function in `loadtests/workload.py`.
+    """
+    return load_generator().parse_server_timing(header)
 
 
 async def measure_gateway(
